@@ -1,0 +1,167 @@
+"""Frozen configurations of trained populations, and the three profiles.
+
+A :class:`PopulationConfig` describes a whole population for one task (the grid of
+architectures, activations, sizes and hyperparameters, and how long to train). It splits into
+independent :class:`ShardConfig` units (one architecture x activation x size x block of
+networks), which are what is trained, cached and distributed.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import asdict, dataclass, field, fields, replace
+from itertools import product
+
+from .checks import check_choice, check_choices, check_positive, check_range
+from .models import ACTIVATIONS, ARCHS
+from .tasks import TASKS, make_task
+
+PROFILES = ("smoke", "default", "paper")
+
+
+@dataclass(frozen=True)
+class NetSettings:
+    """Hyperparameters of one network: learning rate, L2 strength, gradient clip, seed."""
+
+    lr: float
+    l2: float
+    clip: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    """One trainable unit: networks of one architecture, activation and size on one task."""
+
+    task: str
+    task_overrides: tuple
+    arch: str
+    activation: str
+    n_hidden: int
+    nets: tuple
+    n_steps: int
+    batch_size: int
+    lr_decay: float
+    eval_batch: int
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys): the identity of the shard in the cache."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    def make_task(self):
+        return make_task(self.task, **dict(self.task_overrides))
+
+
+@dataclass(frozen=True)
+class PopulationConfig:
+    """A population of networks trained on one task.
+
+    Every combination of ``archs x activations x hidden_sizes x lrs x l2s x clips`` is trained
+    from ``n_seeds`` seeds. Networks whose normalised test error (MSE / target variance) is
+    at most ``max_nmse`` enter the analyses (the inclusion criterion).
+    """
+
+    task: str = "flipflop"
+    archs: tuple = ARCHS
+    activations: tuple = ACTIVATIONS
+    hidden_sizes: tuple = (32,)
+    lrs: tuple = (1e-2,)
+    l2s: tuple = (1e-5, 1e-4)
+    clips: tuple = (1.0,)
+    n_seeds: int = 4
+    n_steps: int = 1000
+    batch_size: int = 32
+    lr_decay: float = 0.1
+    eval_batch: int = 128
+    shard_size: int = 16
+    max_nmse: float = 0.1
+    seed: int = 0
+    task_overrides: tuple = field(default=())
+
+    def __post_init__(self):
+        check_choice("task", self.task, TASKS)
+        check_choices("archs", self.archs, ARCHS)
+        check_choices("activations", self.activations, ACTIVATIONS)
+        for name in ("hidden_sizes", "lrs", "clips"):
+            for v in _as_tuple(getattr(self, name), name):
+                check_positive(name, v, integer=name == "hidden_sizes")
+        for v in _as_tuple(self.l2s, "l2s"):
+            check_positive("l2s", v, allow_zero=True)
+        for name in ("n_seeds", "n_steps", "batch_size", "eval_batch", "shard_size"):
+            check_positive(name, getattr(self, name), integer=True)
+        check_range("lr_decay", self.lr_decay, 1e-6, 1.0)
+        check_positive("max_nmse", self.max_nmse)
+        make_task(self.task, **dict(self.task_overrides))  # validates the overrides
+
+    def net_settings(self, arch: str, activation: str, n_hidden: int) -> list[NetSettings]:
+        """Every network of one cell of the grid, with a seed derived from its description."""
+        out = []
+        for lr, l2, clip, k in product(self.lrs, self.l2s, self.clips, range(self.n_seeds)):
+            name = f"{self.seed}/{self.task}/{arch}/{activation}/{n_hidden}/{lr}/{l2}/{clip}/{k}"
+            out.append(NetSettings(float(lr), float(l2), float(clip), zlib.crc32(name.encode())))
+        return out
+
+    def shards(self) -> list[ShardConfig]:
+        """The independent training units, in a fixed order."""
+        out = []
+        for arch, act, n_hidden in product(self.archs, self.activations, self.hidden_sizes):
+            nets = self.net_settings(arch, act, n_hidden)
+            for i in range(0, len(nets), self.shard_size):
+                out.append(ShardConfig(
+                    self.task, tuple(self.task_overrides), arch, act, int(n_hidden),
+                    tuple(nets[i:i + self.shard_size]), self.n_steps, self.batch_size,
+                    self.lr_decay, self.eval_batch))
+        return out
+
+    @property
+    def n_networks(self) -> int:
+        cells = len(self.archs) * len(self.activations) * len(self.hidden_sizes)
+        return cells * len(self.lrs) * len(self.l2s) * len(self.clips) * self.n_seeds
+
+
+def _as_tuple(value, name):
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) == 0:
+        raise ValueError(f"{name}={value!r} must be a non-empty list")
+    return tuple(value)
+
+
+# Per-task settings of each profile: trial lengths and training length that fit the budget.
+_PROFILES = {
+    "smoke": dict(
+        common=dict(hidden_sizes=(8,), n_seeds=2, l2s=(1e-4,), n_steps=30, batch_size=8,
+                    eval_batch=16, max_nmse=10.0),
+        flipflop=dict(task_overrides=(("n_time", 20),)),
+        sine=dict(task_overrides=(("n_time", 30), ("n_freqs", 11))),
+        cdi=dict(task_overrides=(("n_time", 20),)),
+    ),
+    "default": dict(
+        common=dict(),
+        flipflop=dict(),
+        sine=dict(),
+        cdi=dict(),
+    ),
+    "paper": dict(
+        common=dict(hidden_sizes=(64, 128, 256), l2s=(1e-5, 1e-4, 1e-3, 1e-2),
+                    lrs=(1e-3, 3e-3, 1e-2), clips=(1.0, 10.0), n_seeds=10, n_steps=20000,
+                    batch_size=64, eval_batch=256, shard_size=60),
+        flipflop=dict(task_overrides=(("n_time", 100),)),
+        sine=dict(task_overrides=(("n_time", 200),)),
+        cdi=dict(task_overrides=(("n_time", 100),)),
+    ),
+}
+
+
+def population_config(profile: str, task: str, **overrides) -> PopulationConfig:
+    """The population of ``task`` under ``profile``; keyword overrides win over the profile.
+
+    >>> population_config("smoke", "flipflop").n_networks
+    16
+    """
+    check_choice("profile", profile, PROFILES)
+    check_choice("task", task, TASKS)
+    known = {f.name for f in fields(PopulationConfig)} - {"task"}
+    for key in overrides:
+        check_choice("population parameter", key, sorted(known))
+    settings = {**_PROFILES[profile]["common"], **_PROFILES[profile][task], **overrides}
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    return replace(PopulationConfig(task=task), **settings)

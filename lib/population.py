@@ -1,0 +1,102 @@
+"""A trained population: all shards of a :class:`PopulationConfig`, with the inclusion criterion.
+
+>>> pop = load_or_train(population_config("smoke", "flipflop"))   # doctest: +SKIP
+>>> pop.table()          # one row per network: settings, test error, diverged, included
+>>> for net in pop.included(): ...   # networks that enter the analyses
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import models, store
+from .config import PopulationConfig
+from .scale import run_all
+from .train import ShardResult
+
+
+@dataclass(frozen=True)
+class Network:
+    """One trained network, a view into its shard.
+
+    ``params`` holds tensors with a leading network axis of length 1, so every batched
+    routine of :mod:`lib.models` applies unchanged.
+    """
+
+    shard: ShardResult
+    index: int
+
+    @property
+    def spec(self) -> models.CellSpec:
+        return self.shard.spec
+
+    @property
+    def params(self) -> dict:
+        return models.select(self.shard.params, [self.index])
+
+    @property
+    def label(self) -> str:
+        return f"{self.spec.arch}-{self.spec.activation}"
+
+
+@dataclass
+class Population:
+    """Trained shards of one population configuration, in the configuration's shard order."""
+
+    config: PopulationConfig
+    shards: list
+
+    def table(self) -> pd.DataFrame:
+        """One row per network: architecture, settings, test NMSE, diverged, included."""
+        rows = []
+        for i, sh in enumerate(self.shards):
+            for j, net in enumerate(sh.config.nets):
+                rows.append(dict(shard=i, index=j, arch=sh.config.arch,
+                                 activation=sh.config.activation, n_hidden=sh.config.n_hidden,
+                                 lr=net.lr, l2=net.l2, clip=net.clip, seed=net.seed,
+                                 nmse=float(sh.nmse[j]), diverged=bool(sh.diverged[j])))
+        df = pd.DataFrame(rows)
+        df["included"] = ~df.diverged & (df.nmse <= self.config.max_nmse)
+        df["label"] = df.arch + "-" + df.activation
+        return df
+
+    def included(self) -> list[Network]:
+        """The networks that enter the analyses (not diverged, NMSE <= ``max_nmse``)."""
+        df = self.table()
+        df = df[df.included]
+        return [Network(self.shards[s], int(j)) for s, j in zip(df["shard"], df["index"])]
+
+    def counts(self) -> pd.DataFrame:
+        """Trained, diverged, failed and included networks per architecture x activation."""
+        df = self.table()
+        df["failed"] = ~df.diverged & ~df.included
+        return (df.groupby(["arch", "activation"], sort=False)
+                  .agg(trained=("seed", "size"), diverged=("diverged", "sum"),
+                       failed=("failed", "sum"), included=("included", "sum")))
+
+
+def _train_into_store(cfg, root: str) -> str:
+    store.load_or_train_shard(cfg, root)
+    return store.shard_key(cfg)
+
+
+def load_or_train(config: PopulationConfig, executor="inprocess", workers: int | None = None,
+                  root: str | Path | None = None, progress: bool = True) -> Population:
+    """Load every shard of ``config`` from the cache, training the missing ones first.
+
+    Missing shards are trained on ``executor`` (see :func:`lib.scale.run_all`); workers write
+    to the store and the results are then read back from it, so every executor yields the same
+    arrays.
+    """
+    root = Path(root) if root is not None else store.default_root()
+    shards = config.shards()
+    missing = [c for c in shards if not (root / f"{store.shard_key(c)}.npz").exists()]
+    if missing:
+        run_all(partial(_train_into_store, root=str(root)), missing, executor, workers,
+                progress, desc=f"training {config.task}")
+    return Population(config, [store.load_or_train_shard(c, root) for c in shards])
+
