@@ -137,7 +137,7 @@ _PROFILES = {
     "default": dict(
         common=dict(),
         flipflop=dict(),
-        sine=dict(),
+        sine=dict(n_steps=1500),
         cdi=dict(),
     ),
     "paper": dict(
