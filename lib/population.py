@@ -79,24 +79,26 @@ class Population:
                        failed=("failed", "sum"), included=("included", "sum")))
 
 
-def _train_into_store(cfg, root: str) -> str:
-    store.load_or_train_shard(cfg, root)
-    return store.shard_key(cfg)
+def _train_into_store(cfg, root: str, device: str) -> str:
+    store.load_or_train_shard(cfg, root, device=device)
+    return store.shard_key(cfg, device)
 
 
 def load_or_train(config: PopulationConfig, executor="inprocess", workers: int | None = None,
-                  root: str | Path | None = None, progress: bool = True) -> Population:
+                  root: str | Path | None = None, progress: bool = True,
+                  device: str = "cpu") -> Population:
     """Load every shard of ``config`` from the cache, training the missing ones first.
 
     Missing shards are trained on ``executor`` (see :func:`lib.scale.run_all`); workers write
     to the store and the results are then read back from it, so every executor yields the same
-    arrays.
+    arrays. ``device="auto"`` trains on a GPU when one is present (stored apart from CPU
+    results, whose last bits differ).
     """
     root = Path(root) if root is not None else store.default_root()
     shards = config.shards()
-    missing = [c for c in shards if not (root / f"{store.shard_key(c)}.npz").exists()]
+    missing = [c for c in shards if not (root / f"{store.shard_key(c, device)}.npz").exists()]
     if missing:
-        run_all(partial(_train_into_store, root=str(root)), missing, executor, workers,
-                progress, desc=f"training {config.task}")
-    return Population(config, [store.load_or_train_shard(c, root) for c in shards])
+        run_all(partial(_train_into_store, root=str(root), device=device), missing, executor,
+                workers, progress, desc=f"training {config.task}")
+    return Population(config, [store.load_or_train_shard(c, root, device=device) for c in shards])
 

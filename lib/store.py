@@ -43,9 +43,13 @@ def source_hash() -> str:
     return h.hexdigest()
 
 
-def shard_key(cfg: ShardConfig) -> str:
-    """Content address of a shard: its configuration, the training source and the schema."""
-    text = f"{SCHEMA}\n{cfg.to_json()}\n{source_hash()}"
+def shard_key(cfg: ShardConfig, device: str = "cpu") -> str:
+    """Content address of a shard: configuration, training source, schema and device kind.
+
+    CPU and GPU arithmetic differ in the last bits, so their results are stored apart.
+    """
+    kind = train.resolve_device(device).type
+    text = f"{SCHEMA}\n{cfg.to_json()}\n{source_hash()}" + ("" if kind == "cpu" else f"\n{kind}")
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -109,7 +113,7 @@ def _tensors(arrays: dict, prefix: str) -> dict[str, torch.Tensor]:
 
 
 def _flat(prefix: str, tensors: dict) -> dict[str, np.ndarray]:
-    return {prefix + k: v.detach().numpy() for k, v in tensors.items()}
+    return {prefix + k: v.detach().cpu().numpy() for k, v in tensors.items()}
 
 
 def save_result(path: Path, key: str, res: train.ShardResult) -> None:
@@ -137,10 +141,11 @@ def load_checkpoint(path: Path, key: str) -> train.TrainState:
 
 
 def load_or_train_shard(cfg: ShardConfig, root: str | Path | None = None,
-                        progress: bool = False, checkpoint_every: int = 100) -> train.ShardResult:
+                        progress: bool = False, checkpoint_every: int = 100,
+                        device: str = "cpu") -> train.ShardResult:
     """Load a trained shard from the cache, or train it (resuming a checkpoint) and store it."""
     root = Path(root) if root is not None else default_root()
-    key = shard_key(cfg)
+    key = shard_key(cfg, device)
     final, ckpt = root / f"{key}.npz", root / f"{key}.ckpt.npz"
     try:
         return load_result(final, key, cfg)
@@ -150,7 +155,7 @@ def load_or_train_shard(cfg: ShardConfig, root: str | Path | None = None,
         remove(final)
     state = _resume(ckpt, key)
     res = train.train_shard(cfg, state, lambda st: save_checkpoint(ckpt, key, st),
-                            checkpoint_every, progress)
+                            checkpoint_every, progress, device)
     save_result(final, key, res)
     remove(ckpt)
     return res

@@ -72,6 +72,13 @@ def cell_spec(cfg: ShardConfig) -> models.CellSpec:
     return models.CellSpec(cfg.arch, cfg.activation, task.n_in, cfg.n_hidden, task.n_out)
 
 
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when present, else the CPU; a GPU is never required."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def initial_state(cfg: ShardConfig) -> TrainState:
     params = models.init_params(cell_spec(cfg), [n.seed for n in cfg.nets])
     zeros = {k: torch.zeros_like(p) for k, p in params.items()}
@@ -80,10 +87,10 @@ def initial_state(cfg: ShardConfig) -> TrainState:
                       np.full((cfg.n_steps, n), np.nan, np.float32), np.full(n, -1, np.int64))
 
 
-def batch(task, seeds, step: int, batch_size: int):
+def batch(task, seeds, step: int, batch_size: int, device="cpu"):
     """Per-network trials: inputs [N, B, T, I], targets and mask [N, B, T, O] (tensors)."""
     trials = [task.sample(batch_size, np.random.default_rng([s, step])) for s in seeds]
-    return tuple(torch.from_numpy(np.stack([getattr(t, k) for t in trials]))
+    return tuple(torch.from_numpy(np.stack([getattr(t, k) for t in trials])).to(device)
                  for k in ("inputs", "targets", "mask"))
 
 
@@ -96,25 +103,35 @@ def task_loss(spec, params, x, y, mask) -> torch.Tensor:
 
 def train_shard(cfg: ShardConfig, state: TrainState | None = None,
                 checkpoint: Callable[[TrainState], None] | None = None,
-                checkpoint_every: int = 100, progress: bool = True) -> ShardResult:
+                checkpoint_every: int = 100, progress: bool = True,
+                device: str = "cpu") -> ShardResult:
     """Train every network of a shard; resume from ``state`` if given.
 
     ``checkpoint(state)`` is called every ``checkpoint_every`` steps (the store writes it to
     disk atomically). Diverged networks (non-finite or exploding loss) are frozen and flagged;
-    they never stop the others.
+    they never stop the others. ``device``: ``"cpu"``, ``"cuda"`` or ``"auto"``.
     """
-    torch.set_num_threads(1)  # same numbers whatever executor runs the shard
+    dev = resolve_device(device)
+    if dev.type == "cpu":
+        torch.set_num_threads(1)  # same numbers whatever executor runs the shard
     spec, task = cell_spec(cfg), cfg.make_task()
-    state = state or initial_state(cfg)
-    hyper = _hyper(cfg)
+    state = _to_device(state or initial_state(cfg), dev)
+    hyper = {k: v.to(dev) for k, v in _hyper(cfg).items()}
     bar = tqdm(range(state.step, cfg.n_steps), disable=not progress, leave=False,
                desc=f"{cfg.task} {cfg.arch}-{cfg.activation} x{len(cfg.nets)}")
     for t in bar:
         _train_step(spec, task, cfg, hyper, state, t)
         if checkpoint is not None and (t + 1) % checkpoint_every == 0 and t + 1 < cfg.n_steps:
             checkpoint(state)
-    return ShardResult(cfg, spec, state.params, state.losses, evaluate(cfg, spec, state),
-                       state.diverged_at)
+    nmse = evaluate(cfg, spec, state)
+    state = _to_device(state, torch.device("cpu"))
+    return ShardResult(cfg, spec, state.params, state.losses, nmse, state.diverged_at)
+
+
+def _to_device(state: TrainState, dev: torch.device) -> TrainState:
+    move = lambda d: {k: v.to(dev) for k, v in d.items()}  # noqa: E731
+    return TrainState(move(state.params), move(state.m), move(state.v), state.step,
+                      state.losses, state.diverged_at)
 
 
 def _hyper(cfg: ShardConfig) -> dict[str, torch.Tensor]:
@@ -124,13 +141,14 @@ def _hyper(cfg: ShardConfig) -> dict[str, torch.Tensor]:
 
 def _train_step(spec, task, cfg, hyper, state: TrainState, t: int) -> None:
     params = {k: p.detach().requires_grad_(True) for k, p in state.params.items()}
-    x, y, mask = batch(task, [n.seed for n in cfg.nets], t, cfg.batch_size)
+    dev = state.params["W"].device
+    x, y, mask = batch(task, [n.seed for n in cfg.nets], t, cfg.batch_size, dev)
     loss = task_loss(spec, params, x, y, mask)
     l2 = sum((params[k] ** 2).flatten(1).sum(1) for k in REGULARISED)
-    active = torch.from_numpy(state.active)
+    active = torch.from_numpy(state.active).to(dev)
     total = torch.where(active, loss + hyper["l2"] * l2, torch.zeros_like(loss)).sum()
     grads = torch.autograd.grad(total, list(params.values()))
-    loss_np = loss.detach().numpy()
+    loss_np = loss.detach().cpu().numpy()
     state.losses[t] = np.where(state.active, loss_np, np.nan)
     _flag_divergence(state, loss_np, grads, t)
     _adam(state, dict(zip(params, grads)), hyper, t, cfg)
@@ -140,7 +158,7 @@ def _train_step(spec, task, cfg, hyper, state: TrainState, t: int) -> None:
 def _flag_divergence(state: TrainState, loss: np.ndarray, grads, t: int) -> None:
     finite = np.isfinite(loss)
     for g in grads:
-        finite &= torch.isfinite(g.flatten(1)).all(1).numpy()
+        finite &= torch.isfinite(g.flatten(1)).all(1).cpu().numpy()
     first = state.losses[0]
     exploding = loss > EXPLODE_FACTOR * np.maximum(first, 1e-3)
     newly = state.active & (~finite | exploding)
@@ -150,7 +168,7 @@ def _flag_divergence(state: TrainState, loss: np.ndarray, grads, t: int) -> None
 def _adam(state: TrainState, grads: dict, hyper: dict, t: int, cfg: ShardConfig,
           b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
     """Adam with per-network learning rate, decay and global-norm clipping; frozen if inactive."""
-    active = torch.from_numpy(state.active).float()
+    active = torch.from_numpy(state.active).float().to(state.params["W"].device)
     grads = {k: torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0) for k, g in grads.items()}
     norm = torch.sqrt(sum(g.pow(2).flatten(1).sum(1) for g in grads.values()))
     scale = torch.clamp(hyper["clip"] / (norm + 1e-12), max=1.0) * active
@@ -170,7 +188,9 @@ def _adam(state: TrainState, grads: dict, hyper: dict, t: int, cfg: ShardConfig,
 def evaluate(cfg: ShardConfig, spec, state: TrainState) -> np.ndarray:
     """Normalised test error per network on held-out trials shared by all networks: [N]."""
     trials = cfg.make_task().sample(cfg.eval_batch, EVAL_SEED)
-    x, y, mask = (torch.from_numpy(a)[None] for a in (trials.inputs, trials.targets, trials.mask))
-    nmse = task_loss(spec, state.params, x, y, mask).numpy() / float(trials.targets.var())
+    dev = state.params["W"].device
+    x, y, mask = (torch.from_numpy(a)[None].to(dev)
+                  for a in (trials.inputs, trials.targets, trials.mask))
+    nmse = task_loss(spec, state.params, x, y, mask).cpu().numpy() / float(trials.targets.var())
     nmse = np.where(np.isfinite(nmse), nmse, np.inf)
     return np.where(state.active, nmse, np.inf)
