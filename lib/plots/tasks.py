@@ -1,11 +1,9 @@
-"""One function per figure panel: each takes an ``ax`` (and data), draws, and returns the ax."""
+"""Panels of the tasks chapter."""
 from __future__ import annotations
 
 import numpy as np
 
-ARCH_COLORS = {"vanilla": "#1f77b4", "ugrnn": "#ff7f0e", "gru": "#2ca02c", "lstm": "#d62728"}
-ACT_MARKERS = {"tanh": "o", "relu": "^"}
-ACT_COLORS = {"tanh": "#6a3d9a", "relu": "#b15928"}
+from . import colormap
 
 
 def flipflop_trial(ax, inputs, targets, outputs=None, offset: float = 3.0):
@@ -27,7 +25,7 @@ def flipflop_trial(ax, inputs, targets, outputs=None, offset: float = 3.0):
 
 def sine_trials(ax, omegas, targets, outputs=None, cmap="viridis"):
     """Targets [K, T] (and outputs) for K command frequencies, coloured by frequency."""
-    colors = _colormap(cmap, len(omegas))
+    colors = colormap(cmap, len(omegas))
     for k, w in enumerate(omegas):
         ax.plot(targets[k], color=colors[k], lw=1.2, label=f"ω = {w:.2f}")
         if outputs is not None:
@@ -61,7 +59,3 @@ def cdi_trial(ax_in, ax_out, inputs, targets, context: int, outputs=None):
     ax_out.set_ylabel("integral")
     return ax_in, ax_out
 
-
-def _colormap(name, n):
-    import matplotlib as mpl
-    return mpl.colormaps[name](np.linspace(0.05, 0.95, n))
