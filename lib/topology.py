@@ -1,0 +1,287 @@
+"""Topology of fixed points, compared across networks.
+
+*Flip-flop.* A network's fixed points under zero input become the nodes of a directed graph;
+from every saddle, orbits leave along each unstable eigenvector (both signs, a small step
+``eps``), are iterated with the network's own one-step map (:func:`lib.models.step`, all
+saddles x directions x networks of a shard in one batch) and end near a fixed point: the edge
+saddle -> endpoint records that transition. Nodes carry labels that mean the same thing in every
+network, so graphs of different networks can be compared node for node:
+
+* a stable point is labelled by the output code it holds, the sign pattern of its readout,
+  e.g. ``"+-+"`` (``"0"`` for a channel whose readout lies within ``zero_band`` of zero: a
+  stable point that holds no bit there);
+* a saddle is labelled by the labels of the points its orbits reach, e.g. ``"s[+++|++-]"``
+  for the saddle that mediates the flip of the third bit. Saddles are labelled in order of
+  increasing number of unstable modes, so a 2-saddle whose orbits end at 1-saddles gets a
+  nested label. We chose labels by connection rather than by the saddle's own readout (a
+  ``"++0"`` pattern) because they need no threshold on where "near zero" ends and say what the
+  saddle *does*, which is what the topology is about.
+
+Distance between two labelled graphs (:func:`graph_distance`): the Jaccard distance between
+their sets of labelled nodes and labelled edges, ``1 - |A & B| / |A | B|``. It is 0 for
+isomorphic labelled graphs (an isomorphism that keeps labels maps node labels and edge label
+pairs onto each other), 1 for graphs that share nothing, and it counts a missing saddle or
+stable point through the node and the transitions it takes with it. Sets rather than multisets:
+near-duplicate points that a fixed-point search may leave would otherwise count as differences.
+``networkx.graph_edit_distance`` would be exact but takes exponential time on the 20-odd node
+graphs of trained networks, for thousands of pairs.
+
+*Sine wave and CDI.* The fixed points depend on the static input. Their topology is the
+sequence of fixed-point types as the input varies (sine: one point per command frequency,
+classified as a stable/unstable node/focus; CDI: the slow points along each context's line
+attractor, ordered by readout, with their number of unstable modes), and the linearised
+dynamics add the predicted frequency (sine) or the sorted eigenvalue spectrum (CDI). Distances
+between networks are given in :func:`sine_distance` and :func:`cdi_distance`.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from itertools import product
+
+import networkx as nx
+import numpy as np
+import torch
+
+from .checks import check_positive
+from .fixed_points import FixedPoints, cell_map
+
+
+@dataclass(frozen=True)
+class OrbitConfig:
+    """How orbits leave saddles and where they are judged to land.
+
+    Parameters
+    ----------
+    eps : step from the saddle along each unit unstable direction (state units).
+    n_steps : iterations of the network's map.
+    land_ratio : an orbit has landed on its nearest fixed point when that point is at most
+        ``land_ratio`` times as far as the runner-up (scale-free, so it works for tanh and ReLU
+        networks alike); otherwise the orbit is unresolved and gives no edge.
+    zero_band : readout channels within this distance of 0 get a ``"0"`` in the code.
+    """
+
+    eps: float = 1e-2
+    n_steps: int = 1000
+    land_ratio: float = 0.25
+    zero_band: float = 0.5
+
+    def __post_init__(self):
+        check_positive("n_steps", self.n_steps, integer=True)
+        for name in ("eps", "land_ratio", "zero_band"):
+            check_positive(name, getattr(self, name))
+
+
+# ---------------------------------------------------------------------------------------------
+# Orbits leaving saddles
+
+
+def unstable_directions(fp: FixedPoints) -> tuple[np.ndarray, np.ndarray]:
+    """Unit unstable directions of every saddle, both signs.
+
+    A real unstable eigenvalue gives its eigenvector; a complex pair gives the real and
+    imaginary parts of its eigenvector (the unstable plane).
+
+    Returns
+    -------
+    src : [K] index of the saddle (into ``fp``) each direction leaves from.
+    dirs : [K, S] unit vectors.
+    """
+    src, dirs = [], []
+    for m in np.flatnonzero(fp.n_unstable > 0):
+        for k in range(int(fp.n_unstable[m])):  # eigvals are sorted by decreasing modulus
+            v = fp.right[m][:, k]
+            parts = [v.real] + ([v.imag] if abs(fp.eigvals[m, k].imag) > 1e-12 else [])
+            for p in parts:
+                norm = np.linalg.norm(p)
+                if norm > 1e-8:
+                    src += [m, m]
+                    dirs += [p / norm, -p / norm]
+    S = fp.points.shape[1]
+    return np.asarray(src, dtype=np.int64), np.asarray(dirs, dtype=np.float64).reshape(-1, S)
+
+
+def iterate(spec, params: dict, inputs, starts: np.ndarray, net: np.ndarray,
+            n_steps: int) -> np.ndarray:
+    """Run ``n_steps`` of each network's map from starts [K, S] (network ``net`` [K]).
+
+    The starts are packed into one [N, B, S] batch (B = most starts of any network, padded),
+    so every network of the shard moves in the same batched call. ``inputs`` [N, I] is the
+    constant input of each network. Returns the end states [K, S].
+    """
+    n = params["W"].shape[0]
+    slot = np.zeros(len(net), dtype=np.int64)
+    for i in range(n):
+        slot[net == i] = np.arange(np.sum(net == i))
+    B = max(int(slot.max(initial=-1)) + 1, 1)
+    s = torch.zeros(n, B, starts.shape[1], dtype=torch.float64)
+    s[torch.as_tensor(net), torch.as_tensor(slot)] = torch.as_tensor(starts)
+    F = cell_map(spec, params, np.array(inputs))  # a writable copy for torch
+    with torch.no_grad():
+        for _ in range(n_steps):
+            s = F(s)
+    return s[torch.as_tensor(net), torch.as_tensor(slot)].numpy()
+
+
+def landing(ends: np.ndarray, net: np.ndarray, fp: FixedPoints, land_ratio: float) -> np.ndarray:
+    """Index into ``fp`` of the fixed point each end state [K, S] landed on, -1 if none.
+
+    Only fixed points of the orbit's own network (``net`` [K]) are candidates.
+    """
+    dst = np.full(len(ends), -1, dtype=np.int64)
+    for i in np.unique(net):
+        rows, cand = np.flatnonzero(net == i), np.flatnonzero(fp.net == i)
+        d = np.linalg.norm(ends[rows, None, :] - fp.points[None, cand, :], axis=-1)
+        d = np.where(np.isfinite(d), d, np.inf)
+        order = np.argsort(d, axis=1)
+        d1 = d[np.arange(len(rows)), order[:, 0]]
+        d2 = d[np.arange(len(rows)), order[:, 1]] if len(cand) > 1 else np.full(len(rows), np.inf)
+        ok = np.isfinite(d1) & (d1 <= land_ratio * d2)
+        dst[rows[ok]] = cand[order[ok, 0]]
+    return dst
+
+
+def saddle_orbits(spec, params: dict, fp: FixedPoints,
+                  config: OrbitConfig = OrbitConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """Where the orbits leaving every saddle of every network of a shard end.
+
+    Parameters
+    ----------
+    spec, params : the shard (params [N, ...]; ``fp.net`` indexes its network axis).
+    fp : fixed points found under the constant inputs ``fp.inputs`` [N, I].
+
+    Returns
+    -------
+    src, dst : [K] indices into ``fp``: orbit k leaves saddle ``src[k]`` and lands on
+        ``dst[k]`` (-1: unresolved, or back on its own saddle).
+    """
+    src, dirs = unstable_directions(fp)
+    if len(src) == 0:
+        return src, src.copy()
+    net = fp.net[src]
+    ends = iterate(spec, params, fp.inputs, fp.points[src] + config.eps * dirs, net,
+                   config.n_steps)
+    dst = landing(ends, net, fp, config.land_ratio)
+    dst[dst == src] = -1
+    return src, dst
+
+
+# ---------------------------------------------------------------------------------------------
+# Labelled graphs
+
+
+def readout_codes(spec, params: dict, fp: FixedPoints, zero_band: float = 0.5) -> list[str]:
+    """Output code of every fixed point [M]: ``"+"``/``"-"``/``"0"`` per readout channel."""
+    W = params["W_out"].detach().double().numpy()[fp.net]   # [M, H, O]
+    b = params["b_out"].detach().double().numpy()[fp.net]   # [M, 1, O]
+    y = np.einsum("mh,mho->mo", fp.points[:, :spec.n_hidden], W) + b[:, 0]
+    return [code(row, zero_band) for row in y]
+
+
+def code(y: np.ndarray, zero_band: float = 0.5) -> str:
+    """Sign pattern of a readout vector y [O], e.g. ``"+-0"``."""
+    return "".join("0" if abs(v) < zero_band else ("+" if v > 0 else "-") for v in y)
+
+
+def saddle_label(endpoint_labels) -> str:
+    """Label of a saddle from the labels of the points its orbits reach."""
+    return "s[" + "|".join(sorted(set(endpoint_labels))) + "]"
+
+
+def build_graph(codes, n_unstable, src, dst) -> nx.DiGraph:
+    """The labelled fixed-point graph of one network.
+
+    Parameters
+    ----------
+    codes : [P] readout code of each fixed point (used as the label of stable points).
+    n_unstable : [P] number of unstable modes.
+    src, dst : [K] orbits: from saddle ``src[k]`` to point ``dst[k]`` (-1: no edge).
+
+    Returns
+    -------
+    DiGraph on nodes 0..P-1 with attributes ``label``, ``code``, ``n_unstable``; an edge
+    saddle -> endpoint for every resolved orbit (``orbits``: how many orbits took it).
+    """
+    G = nx.DiGraph()
+    for p, (c, u) in enumerate(zip(codes, n_unstable)):
+        G.add_node(p, code=c, n_unstable=int(u), label=c if u == 0 else None)
+    for s, d in zip(src, dst):
+        if d >= 0:
+            n_orbits = G.edges[s, d]["orbits"] if G.has_edge(s, d) else 0
+            G.add_edge(int(s), int(d), orbits=n_orbits + 1)
+    for p in sorted(G, key=lambda p: G.nodes[p]["n_unstable"]):
+        if G.nodes[p]["label"] is None:
+            ends = [G.nodes[d]["label"] or "s" + G.nodes[d]["code"] for d in G.successors(p)]
+            G.nodes[p]["label"] = saddle_label(ends)
+    return G
+
+
+def flipflop_graphs(spec, params: dict, fp: FixedPoints,
+                    config: OrbitConfig = OrbitConfig()) -> list[nx.DiGraph]:
+    """Labelled fixed-point graph of every network of a shard (one per network of ``params``)."""
+    src, dst = saddle_orbits(spec, params, fp, config)
+    codes = np.asarray(readout_codes(spec, params, fp, config.zero_band), dtype=object)
+    graphs = []
+    for i in range(params["W"].shape[0]):
+        idx = np.flatnonzero(fp.net == i)
+        local = {int(m): p for p, m in enumerate(idx)}
+        mine = np.isin(src, idx)
+        s = [local[int(m)] for m in src[mine]]
+        d = [local.get(int(m), -1) for m in dst[mine]]
+        graphs.append(build_graph(codes[idx], fp.n_unstable[idx], s, d))
+    return graphs
+
+
+def canonical_flipflop_graph(n_bits: int = 3) -> nx.DiGraph:
+    """The ideal graph: 2^n stable codes, one 1-saddle between every two codes one flip apart."""
+    codes = ["".join(c) for c in product("+-", repeat=n_bits)]
+    pairs = [(a, b) for i, a in enumerate(codes) for b in codes[i + 1:]
+             if sum(x != y for x, y in zip(a, b)) == 1]
+    src = [len(codes) + k for k in range(len(pairs)) for _ in range(2)]
+    dst = [codes.index(c) for pair in pairs for c in pair]
+    return build_graph(codes + ["0" * n_bits] * len(pairs), [0] * len(codes) + [1] * len(pairs),
+                       src, dst)
+
+
+def core(G: nx.DiGraph) -> nx.DiGraph:
+    """Subgraph of the stable points and the saddles with one unstable mode."""
+    return G.subgraph([p for p, u in G.nodes(data="n_unstable") if u <= 1]).copy()
+
+
+def matches_canonical(G: nx.DiGraph, n_bits: int = 3) -> bool:
+    """Whether a network's stable points and 1-saddles form exactly the canonical graph.
+
+    Higher-index saddles (on the faces and at the centre of the cube of codes) are left out:
+    whether a search finds them depends on its initial states, not on what the network computes.
+    """
+    return graph_distance(core(G), canonical_flipflop_graph(n_bits)) == 0.0
+
+
+def isomorphic(G1: nx.DiGraph, G2: nx.DiGraph) -> bool:
+    """Label-preserving isomorphism (networkx VF2)."""
+    return nx.is_isomorphic(G1, G2, node_match=lambda a, b: a["label"] == b["label"])
+
+
+def signature(G: nx.DiGraph, multiset: bool = False) -> Counter:
+    """Labelled nodes and labelled edges of a graph, as a (multi)set."""
+    lab = nx.get_node_attributes(G, "label")
+    items = [("node", lab[p]) for p in G] + [("edge", lab[u], lab[v]) for u, v in G.edges]
+    counts = Counter(items)
+    return counts if multiset else Counter(set(counts))
+
+
+def graph_distance(G1: nx.DiGraph, G2: nx.DiGraph, multiset: bool = False) -> float:
+    """Jaccard distance between labelled node and edge sets (0 for isomorphic labelled graphs)."""
+    a, b = signature(G1, multiset), signature(G2, multiset)
+    union = sum((a | b).values())
+    return 0.0 if union == 0 else 1.0 - sum((a & b).values()) / union
+
+
+def distance_matrix(items, metric) -> np.ndarray:
+    """Symmetric matrix [N, N] of ``metric(items[i], items[j])`` with a zero diagonal."""
+    n = len(items)
+    D = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            D[i, j] = D[j, i] = metric(items[i], items[j])
+    return D

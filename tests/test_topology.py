@@ -1,0 +1,124 @@
+"""Fixed-point graphs and topology distances, checked on answers known by construction."""
+from itertools import product
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+
+from lib import embed, models, topology as topo
+from lib.fixed_points import FixedPointConfig, find_fixed_points
+
+H_STAR = {2.0: 0.9575040240772688, 2.5: 0.9856238716346568, 3.0: 0.9949015284526289}  # h = tanh(g h)
+
+
+def bits_net(gains):
+    """A vanilla tanh net h' = tanh(diag(gains) h): one independent bistable unit per bit.
+
+    Each unit has fixed points -h*, 0, +h* (h* = tanh(g h*)), so the network has stable points
+    at the 2^n corners, 1-saddles on the edges (one unit at 0) and higher saddles on faces and
+    at the centre. Distinct gains make the eigenvectors the coordinate axes, so the orbits of a
+    1-saddle run along one axis to the two corners it separates.
+    """
+    n = len(gains)
+    spec = models.CellSpec("vanilla", "tanh", n, n, n)
+    p = models.init_params(spec, [0])
+    p["W"] = torch.diag(torch.tensor(gains))[None]
+    p["U"], p["b"] = torch.eye(n)[None], torch.zeros(1, 1, n)
+    p["W_out"], p["b_out"] = torch.eye(n)[None], torch.zeros(1, 1, n)
+    corners = np.array(list(product([-1.0, 0.0, 1.0], repeat=n))) * [H_STAR[g] for g in gains]
+    visited = torch.as_tensor(np.repeat(corners, 8, axis=0))[None]
+    fp = find_fixed_points(spec, p, np.zeros(n), visited,
+                           FixedPointConfig(n_init=64 * 3 ** n, init_noise=0.01, seed=1))
+    return spec, p, fp
+
+
+@pytest.fixture(scope="module")
+def two_bit():
+    spec, p, fp = bits_net([2.0, 2.5])
+    return fp, topo.flipflop_graphs(spec, p, fp)[0]
+
+
+def test_one_bit_network_gives_a_saddle_between_two_codes():
+    spec, p, fp = bits_net([2.0])
+    G = topo.flipflop_graphs(spec, p, fp)[0]
+    labels = nx.get_node_attributes(G, "label")
+    assert sorted(labels.values()) == ["+", "-", "s[+|-]"]
+    saddle = next(n for n, lab in labels.items() if lab.startswith("s"))
+    assert sorted(labels[d] for d in G.successors(saddle)) == ["+", "-"]
+    assert topo.matches_canonical(G, n_bits=1)
+
+
+def test_two_bit_network_yields_the_canonical_square(two_bit):
+    fp, G = two_bit
+    assert len(fp) == 9 and sorted(fp.n_unstable) == [0] * 4 + [1] * 4 + [2]
+    assert topo.isomorphic(topo.core(G), topo.canonical_flipflop_graph(2))
+    assert topo.matches_canonical(G, n_bits=2)
+    # orbits from the source at the origin pass the 1-saddles (unstable across the axis they
+    # follow, so rounding errors grow) and end on stable corners
+    origin = next(n for n, u in G.nodes(data="n_unstable") if u == 2)
+    ends = [G.nodes[d]["n_unstable"] for d in G.successors(origin)]
+    assert len(ends) >= 2 and set(ends) == {0}
+
+
+def test_canonical_graph_has_eight_codes_and_twelve_saddles():
+    G = topo.canonical_flipflop_graph(3)
+    stable = [lab for n, lab in G.nodes(data="label") if G.nodes[n]["n_unstable"] == 0]
+    assert sorted(stable) == sorted("".join(c) for c in product("+-", repeat=3))
+    assert G.number_of_nodes() == 20 and G.number_of_edges() == 24
+    assert "s[++-|+--]" in dict(G.nodes(data="label")).values()
+
+
+def test_isomorphic_labelled_graphs_are_at_distance_zero():
+    G = topo.canonical_flipflop_graph(3)
+    rng = np.random.default_rng(0)
+    relabelled = nx.relabel_nodes(G, dict(zip(G, rng.permutation(100)[:len(G)] + 1000)))
+    assert topo.isomorphic(G, relabelled)
+    assert topo.graph_distance(G, relabelled) == 0.0
+    assert topo.graph_distance(G, relabelled, multiset=True) == 0.0
+
+
+def test_missing_saddle_or_stable_point_changes_the_distance():
+    G = topo.canonical_flipflop_graph(3)
+    labels = dict(G.nodes(data="label"))
+    saddle = next(n for n, lab in labels.items() if lab == "s[+++|++-]")
+    stable = next(n for n, lab in labels.items() if lab == "---")
+    no_saddle, no_stable = G.copy(), G.copy()
+    no_saddle.remove_node(saddle)
+    no_stable.remove_node(stable)
+    # 20 nodes + 24 edges; a saddle takes 1 node and 2 edges, a code 1 node and 3 edges
+    assert topo.graph_distance(G, no_saddle) == pytest.approx(3 / 44)
+    assert topo.graph_distance(G, no_stable) == pytest.approx(4 / 44)
+    assert not topo.matches_canonical(no_saddle) and not topo.matches_canonical(no_stable)
+
+
+def test_distance_is_one_for_disjoint_graphs_and_symmetric():
+    A, B = topo.canonical_flipflop_graph(1), topo.canonical_flipflop_graph(2)
+    assert topo.graph_distance(A, B) == 1.0
+    D = topo.distance_matrix([A, B, A], topo.graph_distance)
+    assert np.array_equal(D, D.T) and np.all(np.diag(D) == 0) and D[0, 2] == 0
+
+
+def planted(n_per=10, n_classes=3, gap=1.0, seed=0):
+    """Distances between points of well-separated clusters, and their labels."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), n_per)
+    X = rng.normal(size=(len(y), 2)) * 0.1 + gap * np.eye(n_classes)[y][:, :2] * 5
+    X[y == 2] += [-5, -5]
+    return np.linalg.norm(X[:, None] - X[None], axis=-1), y
+
+
+def test_statistics_find_planted_clusters():
+    D, y = planted()
+    s = embed.cluster_stats(D, y, n_perm=200, seed=0)
+    assert s["nn_accuracy"] == 1.0 and s["p_value"] < 0.01 and s["silhouette"] > 0.8
+
+
+def test_statistics_on_shuffled_labels_stay_at_chance():
+    D, y = planted()
+    rng = np.random.default_rng(1)
+    acc = [embed.cluster_stats(D, rng.permutation(y), n_perm=50, seed=k)["nn_accuracy"]
+           for k in range(40)]
+    chance = embed.chance_accuracy(y)
+    # the mean of 40 shuffles of 30 labels: s.e. about 0.09 / sqrt(40) = 0.014
+    assert abs(np.mean(acc) - chance) < 0.06
