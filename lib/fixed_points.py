@@ -1,0 +1,356 @@
+"""Fixed points and slow points of whole populations of networks at once.
+
+For a constant input x*, the fixed points of the one-step map ``F(s) = step(s, x*)`` are the
+zeros of ``q(s) = 1/2 |F(s) - s|^2``. Every network of a shard is searched from many initial
+states at once (a tensor [N, B, S]: networks x initial states x state):
+
+1. Adam on q, all points together in float32, each point stopping once ``q < tol_adam``;
+2. a damped Newton (Levenberg-Marquardt) polish in float64 on ``(J - I) d = -(F(s) - s)`` with
+   per-point damping, accepting only steps that lower q, so true fixed points reach q ~ 1e-20;
+3. outliers (far from the visited states) and points with ``q > tol_keep`` are dropped, the rest
+   deduplicated per network (exact greedy in q order, vectorised over all networks);
+4. Jacobians of all points in one batched forward-mode call, eigen-decomposition (right and left
+   eigenvectors), and the number of unstable modes (discrete time: ``|lambda| > 1``).
+
+The core (:func:`find`) takes any batched map ``F: [N, B, S] -> [N, B, S]`` whose points evolve
+independently; :func:`find_fixed_points` builds that map from a trained shard.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+from torch.func import jvp, vmap
+
+from . import models
+from .checks import check_positive
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FixedPointConfig:
+    """Tolerances and budgets of the fixed-point search.
+
+    Parameters
+    ----------
+    n_init : initial states per network, drawn from the visited states.
+    init_noise : standard deviation of Gaussian noise added to each initial state.
+    lr : Adam learning rate.
+    adam_iters : Adam iteration budget.
+    tol_adam : a point stops its Adam phase once q < tol_adam.
+    newton_iters : Levenberg-Marquardt polish iterations (0 skips the polish, e.g. to keep
+        slow points along an approximate line attractor instead of sliding to its ends).
+    tol_keep : points with q above this after the search are discarded (slow-point threshold).
+    tol_unique : two points of one network closer than this are the same point.
+    outlier_scale : a point farther from the centroid of the visited states than this many
+        times their mean distance to it is an outlier.
+    tol_unstable : a mode is unstable when ``|lambda| > 1 + tol_unstable``.
+    seed : seed of the initial-state draw and noise.
+    """
+
+    n_init: int = 256
+    init_noise: float = 0.02
+    lr: float = 0.01
+    adam_iters: int = 500
+    tol_adam: float = 1e-8
+    newton_iters: int = 12
+    tol_keep: float = 1e-8
+    tol_unique: float = 1e-3
+    outlier_scale: float = 10.0
+    tol_unstable: float = 1e-6
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("n_init", "adam_iters", "newton_iters", "seed"):
+            check_positive(name, getattr(self, name), integer=True, allow_zero=name != "n_init")
+        for name in ("init_noise", "tol_unstable"):
+            check_positive(name, getattr(self, name), allow_zero=True)
+        for name in ("lr", "tol_adam", "tol_keep", "tol_unique", "outlier_scale"):
+            check_positive(name, getattr(self, name))
+
+
+@dataclass(frozen=True)
+class FixedPoints:
+    """Unique fixed (or slow) points of a set of networks and their linearisation.
+
+    M points in all, state dimension S, N networks, I inputs. Plain numpy arrays only, so
+    :meth:`save` / :meth:`load` need no pickle.
+
+    Attributes
+    ----------
+    points : [M, S] float64, the points (LSTM: [h, c]).
+    net : [M] int, network index (position on the network axis of the params searched).
+    q : [M] float64, ``1/2 |F(s) - s|^2`` at each point.
+    jacobians : [M, S, S] float64, ``J[m, i, j] = dF_i / ds_j``.
+    eigvals : [M, S] complex128, sorted by decreasing modulus.
+    right : [M, S, S] complex128, right eigenvectors as columns: ``J right[m][:, k] = lam_k right[m][:, k]``.
+    left : [M, S, S] complex128, left eigenvectors as rows, ``left[m] = inv(right[m])``:
+        ``left[m][k] J = lam_k left[m][k]`` and ``left[m] @ right[m] = I``; so
+        ``J = sum_k lam_k outer(right[m][:, k], left[m][k])``.
+    n_unstable : [M] int, number of eigenvalues with ``|lambda| > 1 + tol_unstable``.
+    inputs : [N, I] float64, the constant input x* of each network.
+    """
+
+    points: np.ndarray
+    net: np.ndarray
+    q: np.ndarray
+    jacobians: np.ndarray
+    eigvals: np.ndarray
+    right: np.ndarray
+    left: np.ndarray
+    n_unstable: np.ndarray
+    inputs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.q)
+
+    @property
+    def n_nets(self) -> int:
+        return len(self.inputs)
+
+    def of(self, net: int) -> "FixedPoints":
+        """The points of one network (its ``net`` stays the original index)."""
+        return self.subset(self.net == net)
+
+    def subset(self, mask) -> "FixedPoints":
+        """Points selected by a boolean mask or index array [M]."""
+        keep = {f.name: getattr(self, f.name)[mask] for f in fields(self) if f.name != "inputs"}
+        return FixedPoints(**keep, inputs=self.inputs)
+
+    def save(self, path) -> None:
+        """Write to ``path`` (.npz), plain arrays only."""
+        np.savez(path, format_version=FORMAT_VERSION, **asdict(self))
+
+    @classmethod
+    def load(cls, path) -> "FixedPoints":
+        """Read a file written by :meth:`save` (``allow_pickle=False``)."""
+        with np.load(path, allow_pickle=False) as z:
+            if int(z["format_version"]) != FORMAT_VERSION:
+                raise ValueError(f"{path}: fixed-point format {int(z['format_version'])}, "
+                                 f"expected {FORMAT_VERSION}")
+            return cls(**{f.name: z[f.name] for f in fields(cls)})
+
+
+# ---------------------------------------------------------------------------------------------
+# The map F of a trained shard
+
+
+def cell_map(spec: models.CellSpec, params: dict, x_star):
+    """The batched map ``F(s) = step(s, x*)`` of every network of a shard.
+
+    Parameters
+    ----------
+    params : dict of Tensor [N, ...], never modified (cast copies are cached per dtype).
+    x_star : [N or 1, I] or [I] constant input.
+
+    Returns
+    -------
+    F : callable, s [N, B, S] (float32 or float64) -> [N, B, S].
+    """
+    x = torch.as_tensor(np.asarray(x_star, dtype=np.float64))
+    x = x.reshape(1, 1, -1) if x.dim() == 1 else x.reshape(x.shape[0], 1, -1)
+    cache = {}
+
+    def F(s):
+        if s.dtype not in cache:
+            cache[s.dtype] = ({k: v.detach().to(s.dtype) for k, v in params.items()},
+                              x.to(s.dtype))
+        p, xs = cache[s.dtype]
+        return models.step(spec, p, s, xs.expand(xs.shape[0], s.shape[1], xs.shape[2]))
+
+    return F
+
+
+def visited_states(spec: models.CellSpec, params: dict, inputs) -> torch.Tensor:
+    """States [N, B*T, S] visited by every network on the trials ``inputs`` [B, T, I]."""
+    x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))[None]
+    p = {k: v.detach() for k, v in params.items()}
+    with torch.no_grad():
+        states = models.unroll(spec, p, x)
+    return states.reshape(states.shape[0], -1, states.shape[-1])
+
+
+def find_fixed_points(spec: models.CellSpec, params: dict, x_star, visited,
+                      config: FixedPointConfig = FixedPointConfig()) -> FixedPoints:
+    """Fixed points of every network of a shard under the constant input ``x_star``.
+
+    Parameters
+    ----------
+    spec : the shard's cell specification.
+    params : dict of Tensor [N, ...] (not modified).
+    x_star : [N or 1, I] or [I] constant input.
+    visited : [N, V, S] states visited on task trials (see :func:`visited_states`); initial
+        states are drawn from them and they define the outlier scale.
+    config : tolerances and budgets.
+
+    Returns
+    -------
+    FixedPoints with ``net`` indexing the network axis of ``params``.
+    """
+    F = cell_map(spec, params, x_star)
+    n = params["W"].shape[0]
+    x = np.broadcast_to(np.asarray(x_star, dtype=np.float64).reshape(-1, spec.n_in), (n, spec.n_in))
+    return find(F, visited, config, inputs=x)
+
+
+# ---------------------------------------------------------------------------------------------
+# The generic pipeline
+
+
+def find(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None) -> FixedPoints:
+    """Fixed points of a batched map F from initial states drawn among ``visited``.
+
+    Parameters
+    ----------
+    F : callable [N, B, S] -> [N, B, S], accepting float32 and float64, points independent.
+    visited : [N, V, S] array or Tensor of reference states.
+    inputs : [N, I] recorded in the result (zeros [N, 0] if omitted).
+    """
+    ref = torch.as_tensor(np.asarray(visited), dtype=torch.float64)
+    s0 = initial_states(ref, config)
+    s, q = solve(F, s0, config)
+    ok = (q <= config.tol_keep) & ~outliers(s, ref, config.outlier_scale) & torch.isfinite(q)
+    keep = unique(s, q, ok, config.tol_unique)
+    net, idx = keep.nonzero(as_tuple=True)
+    pts = s[net, idx]
+    # Jacobians of all points of all networks in one call (F needs the [N, B] layout).
+    J = jacobians(F, s)[net, idx]
+    inputs = np.zeros((ref.shape[0], 0)) if inputs is None else np.asarray(inputs, np.float64)
+    return classify(pts, net, q[net, idx], J, config.tol_unstable, inputs)
+
+
+def initial_states(ref: torch.Tensor, config: FixedPointConfig) -> torch.Tensor:
+    """``config.n_init`` states per network drawn from ref [N, V, S], plus noise -> [N, B, S]."""
+    g = torch.Generator().manual_seed(config.seed)
+    n, v, S = ref.shape
+    idx = torch.randint(v, (n, config.n_init), generator=g)
+    s0 = torch.gather(ref, 1, idx[..., None].expand(-1, -1, S))
+    return s0 + config.init_noise * torch.randn(s0.shape, generator=g, dtype=ref.dtype)
+
+
+def q_of(F, s: torch.Tensor) -> torch.Tensor:
+    """q(s) = 1/2 |F(s) - s|^2 for s [N, B, S] -> [N, B]."""
+    return 0.5 * (F(s) - s).pow(2).sum(-1)
+
+
+def solve(F, s0, config: FixedPointConfig = FixedPointConfig()):
+    """Minimise q from s0 [N, B, S]: Adam (float32) then Levenberg-Marquardt (float64).
+
+    Returns
+    -------
+    s : [N, B, S] float64 and q : [N, B] float64 (not filtered).
+    """
+    s = adam(F, torch.as_tensor(s0).to(torch.float32), config)
+    return polish(F, s.to(torch.float64), config.newton_iters)
+
+
+def adam(F, s0: torch.Tensor, config: FixedPointConfig) -> torch.Tensor:
+    """Adam on q for all points at once; a point stops once ``q < tol_adam``.
+
+    Written out by hand because the optimiser's momentum would keep moving stopped points.
+    """
+    s = s0.detach().clone()
+    m, v = torch.zeros_like(s), torch.zeros_like(s)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    for t in range(1, config.adam_iters + 1):
+        s.requires_grad_(True)
+        q = q_of(F, s)
+        (grad,) = torch.autograd.grad(q.sum(), s)
+        active = (q.detach() >= config.tol_adam)[..., None]
+        if not active.any():
+            break
+        with torch.no_grad():
+            m = torch.where(active, b1 * m + (1 - b1) * grad, m)
+            v = torch.where(active, b2 * v + (1 - b2) * grad * grad, v)
+            upd = config.lr * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + eps)
+            s = torch.where(active, s - upd, s).detach()
+    return s.detach()
+
+
+def polish(F, s: torch.Tensor, n_iter: int, mu0: float = 1e-6):
+    """Levenberg-Marquardt on F(s) - s = 0, per-point damping; keeps the better of old/new.
+
+    Solves ``(A^T A + mu I) d = -A^T r`` with ``A = J - I``, ``r = F(s) - s``; a step is
+    accepted only where it lowers q (then mu shrinks tenfold, else it grows tenfold), so a
+    point never ends worse than it started and singular A (line attractors) stays stable.
+    s [N, B, S] float64 -> (s, q [N, B]).
+    """
+    with torch.no_grad():
+        q = q_of(F, s)
+    mu = torch.full_like(q, mu0)
+    eye = torch.eye(s.shape[-1], dtype=s.dtype)
+    for _ in range(n_iter):
+        with torch.no_grad():
+            r = F(s) - s
+        A = jacobians(F, s) - eye
+        At = A.transpose(-1, -2)
+        lhs = At @ A + mu[..., None, None] * eye
+        d = torch.linalg.solve(lhs, -(At @ r[..., None]))[..., 0]
+        with torch.no_grad():
+            s_new = s + d
+            q_new = q_of(F, s_new)
+        better = q_new < q
+        s = torch.where(better[..., None], s_new, s)
+        q = torch.where(better, q_new, q)
+        mu = torch.where(better, mu / 10, mu * 10).clamp(1e-14, 1e6)
+    return s, q
+
+
+def jacobians(F, s: torch.Tensor) -> torch.Tensor:
+    """Jacobians of F at every point in one batched forward-mode call: [N, B, S] -> [N, B, S, S].
+
+    Each basis tangent e_k is pushed through F at all points at once (points are independent,
+    so one jvp gives column k for every point); vmap runs the S columns together.
+    """
+    s = s.detach()
+    S = s.shape[-1]
+    basis = torch.eye(S, dtype=s.dtype)[:, None, None, :].expand(S, *s.shape)
+    cols = vmap(lambda e: jvp(F, (s,), (e,))[1])(basis)  # [S(in), N, B, S(out)]
+    return cols.permute(1, 2, 3, 0).detach()
+
+
+def outliers(s: torch.Tensor, ref: torch.Tensor, scale: float) -> torch.Tensor:
+    """[N, B] True where a point is farther than ``scale`` x the mean radius of ref [N, V, S]."""
+    centre = ref.mean(1, keepdim=True)
+    radius = (ref - centre).norm(dim=-1).mean(1, keepdim=True)
+    return (s - centre).norm(dim=-1) > scale * radius.clamp_min(1e-12)
+
+
+def unique(s: torch.Tensor, q: torch.Tensor, valid: torch.Tensor, tol: float) -> torch.Tensor:
+    """Greedy deduplication in q order within each network, vectorised: mask [N, B] of kept points.
+
+    The result equals the sequential rule "visit points by increasing q; keep a point unless a
+    kept point lies within ``tol``", computed in rounds over all networks at once: a point is
+    kept when every better neighbour is dropped, dropped when a better neighbour is kept.
+    """
+    d = torch.cdist(s, s)
+    B = s.shape[1]
+    order = torch.argsort(torch.argsort(q.masked_fill(~valid, float("inf")), dim=1), dim=1)
+    better = (order[:, None, :] < order[:, :, None]) & (d < tol)  # better[n, i, j]: j beats i
+    better &= valid[:, None, :] & valid[:, :, None]
+    kept = torch.zeros_like(valid)
+    undecided = valid.clone()
+    for _ in range(B):
+        if not undecided.any():
+            break
+        blocked = (better & (undecided | kept)[:, None, :]).any(-1)
+        beaten = (better & kept[:, None, :]).any(-1)
+        kept |= undecided & ~blocked
+        undecided &= blocked & ~beaten
+    return kept
+
+
+def classify(pts, net, q, J, tol_unstable: float, inputs) -> FixedPoints:
+    """Eigen-decomposition and stability of points [M, S] with Jacobians [M, S, S]."""
+    lam, R = torch.linalg.eig(J)
+    order = torch.argsort(lam.abs(), dim=-1, descending=True)
+    lam = torch.gather(lam, -1, order)
+    R = torch.gather(R, -1, order[:, None, :].expand_as(R))
+    L = torch.linalg.inv(R) if len(pts) else R
+    return FixedPoints(
+        points=pts.numpy(), net=net.numpy().astype(np.int64), q=q.numpy(), jacobians=J.numpy(),
+        eigvals=lam.numpy(), right=R.numpy(), left=L.numpy(),
+        n_unstable=(lam.abs() > 1 + tol_unstable).sum(-1).numpy().astype(np.int64),
+        inputs=np.asarray(inputs, np.float64))
