@@ -26,7 +26,7 @@ import numpy as np
 import scipy.linalg
 
 from .checks import check_choice, check_positive
-from .geometry import network_table, probe_states, sample_matrix
+from .geometry import network_table, population_states, sample_matrix
 
 METRICS = ("svcca", "procrustes", "cka")
 
@@ -72,16 +72,9 @@ def svcca_basis(X, k=10, name: str = "X") -> np.ndarray:
     _check_k(k)
     Xc = _as_samples(X, name)
     M, U = Xc.shape
-    # Eigen-decomposition of the small [U, U] Gram matrix instead of an SVD of the tall data
-    # (several times faster); only the subspace matters to CCA, and a QR of the projected
-    # data makes the basis orthonormal to machine precision.
-    lam, V = np.linalg.eigh(Xc.T @ Xc)
-    lam, V = lam[::-1], V[:, ::-1]
+    lam, V, rank = _spectrum(Xc)
     if lam[0] <= np.finfo(float).tiny:
         raise ValueError(f"{name} has no variance: every unit is constant")
-    # Directions whose variance is below eps * max(M, U) of the largest are numerical zeros
-    # (the states come from float32 arithmetic, far coarser than this).
-    rank = int((lam > lam[0] * max(M, U) * np.finfo(float).eps).sum())
     if isinstance(k, (float, np.floating)):
         frac = np.cumsum(np.clip(lam, 0, None)) / np.clip(lam, 0, None).sum()
         k = min(int(np.searchsorted(frac, k - 1e-12) + 1), rank)
@@ -92,7 +85,26 @@ def svcca_basis(X, k=10, name: str = "X") -> np.ndarray:
     elif k > rank:
         raise ValueError(f"{name} has only {rank} directions with non-zero variance (constant or "
                          f"linearly dependent units); choose k <= {rank}")
+    # only the subspace matters to CCA; a QR makes the basis orthonormal to machine precision
     return np.linalg.qr(Xc @ V[:, :k])[0]
+
+
+def _spectrum(Xc):
+    """Covariance eigenvalues [U] (descending), eigenvectors [U, U] and numerical rank of Xc.
+
+    The small [U, U] Gram matrix is diagonalised instead of taking an SVD of the tall data
+    (several times faster). Directions whose variance is below eps * max(M, U) of the largest
+    are numerical zeros (the states come from float32 arithmetic, far coarser than this).
+    """
+    lam, V = np.linalg.eigh(Xc.T @ Xc)
+    lam, V = lam[::-1], V[:, ::-1]
+    rank = int((lam > max(lam[0], 0.0) * max(Xc.shape) * np.finfo(float).eps).sum())
+    return lam, V, rank
+
+
+def state_rank(X) -> int:
+    """Number of directions with non-zero variance in X [M, U] (the largest usable SVCCA k)."""
+    return _spectrum(_as_samples(X, "X"))[2]
 
 
 def _normalised(X, name: str) -> np.ndarray:
@@ -268,11 +280,10 @@ def population_distances(pop, metric: str = "svcca", k=10, states=None):
         architecture, then activation)
     table : DataFrame, one row per network (label, arch, activation, n_hidden, index)
     """
-    nets = pop.included()
     if states is None:
-        states = probe_states(nets, pop.config.shards()[0].make_task())
+        states, _ = population_states(pop)
     Xs = [sample_matrix(s) for s in states]
-    return distance_matrix(Xs, metric, k), network_table(nets)
+    return distance_matrix(Xs, metric, k), network_table(pop.included())
 
 
 def svcca_for_population(pop, k=10, states=None):

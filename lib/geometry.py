@@ -68,6 +68,23 @@ def network_table(networks) -> pd.DataFrame:
                               n_hidden=n.spec.n_hidden, index=n.index) for n in networks])
 
 
+def population_states(pop, state: str = "h"):
+    """Probe states and table of the included networks of a trained population.
+
+    Returns
+    -------
+    states : list of ndarray [B, T, U], in the order of ``pop.included()`` (grouped by
+        architecture, then activation)
+    table : DataFrame, one row per network (see :func:`network_table`) plus its test ``nmse``
+    """
+    nets = pop.included()
+    task = pop.config.shards()[0].make_task()
+    table = network_table(nets)
+    full = pop.table()
+    table["nmse"] = full.loc[full.included, "nmse"].to_numpy()
+    return probe_states(nets, task, state), table
+
+
 def sample_matrix(states: np.ndarray) -> np.ndarray:
     """Stack trials and time: states [B, T, U] -> samples [B*T, U]."""
     return states.reshape(-1, states.shape[-1])

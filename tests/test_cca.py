@@ -89,6 +89,8 @@ def test_degenerate_inputs_fail_clearly():
         cca.svcca_basis(np.ones((50, 6)), 2)
     with pytest.raises(ValueError, match="no variance"):
         cca.procrustes_distances([X, np.full((50, 6), 3.0)])
+    assert cca.state_rank(np.c_[X[:, :2], np.ones((50, 4))]) == 2
+    assert cca.state_rank(np.ones((50, 6))) == 0
     with pytest.raises(ValueError, match="only 2 directions"):
         cca.svcca_basis(np.c_[X[:, :2], np.ones((50, 4))], 3)  # four constant units
     with pytest.raises(ValueError, match="samples"):
