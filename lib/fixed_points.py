@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
-from torch.func import jvp, vmap
 
 from . import models
 from .checks import check_positive
@@ -44,6 +43,8 @@ class FixedPointConfig:
         slow points along an approximate line attractor instead of sliding to its ends).
     tol_keep : points with q above this after the search are discarded (slow-point threshold).
     tol_unique : two points of one network closer than this are the same point.
+    tol_merge : before the polish, points closer than this are merged (they would converge
+        to the same point; merging first makes the polish cheaper).
     outlier_scale : a point farther from the centroid of the visited states than this many
         times their mean distance to it is an outlier.
     tol_unstable : a mode is unstable when ``|lambda| > 1 + tol_unstable``.
@@ -55,9 +56,10 @@ class FixedPointConfig:
     lr: float = 0.01
     adam_iters: int = 500
     tol_adam: float = 1e-8
-    newton_iters: int = 12
+    newton_iters: int = 20
     tol_keep: float = 1e-8
     tol_unique: float = 1e-3
+    tol_merge: float = 1e-2
     outlier_scale: float = 10.0
     tol_unstable: float = 1e-6
     seed: int = 0
@@ -67,7 +69,7 @@ class FixedPointConfig:
             check_positive(name, getattr(self, name), integer=True, allow_zero=name != "n_init")
         for name in ("init_noise", "tol_unstable"):
             check_positive(name, getattr(self, name), allow_zero=True)
-        for name in ("lr", "tol_adam", "tol_keep", "tol_unique", "outlier_scale"):
+        for name in ("lr", "tol_adam", "tol_keep", "tol_unique", "tol_merge", "outlier_scale"):
             check_positive(name, getattr(self, name))
 
 
@@ -209,16 +211,29 @@ def find(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None)
     inputs : [N, I] recorded in the result (zeros [N, 0] if omitted).
     """
     ref = torch.as_tensor(np.asarray(visited), dtype=torch.float64)
-    s0 = initial_states(ref, config)
-    s, q = solve(F, s0, config)
-    ok = (q <= config.tol_keep) & ~outliers(s, ref, config.outlier_scale) & torch.isfinite(q)
-    keep = unique(s, q, ok, config.tol_unique)
+    s = adam(F, initial_states(ref, config).to(torch.float32), config).to(torch.float64)
+    with torch.no_grad():
+        q = q_of(F, s)
+    # Most initial states fall to the same few points: merge them before the costly polish.
+    s, valid = compact(s, unique(s, q, torch.isfinite(q), config.tol_merge))
+    s, q = polish(F, s, config.newton_iters)
+    ok = valid & (q <= config.tol_keep) & ~outliers(s, ref, config.outlier_scale)
+    keep = unique(s, q, ok & torch.isfinite(q), config.tol_unique)
     net, idx = keep.nonzero(as_tuple=True)
-    pts = s[net, idx]
-    # Jacobians of all points of all networks in one call (F needs the [N, B] layout).
-    J = jacobians(F, s)[net, idx]
+    J = jacobians(F, s)[net, idx]  # all networks in one call (F needs the [N, B] layout)
     inputs = np.zeros((ref.shape[0], 0)) if inputs is None else np.asarray(inputs, np.float64)
-    return classify(pts, net, q[net, idx], J, config.tol_unstable, inputs)
+    return classify(s[net, idx], net, q[net, idx], J, config.tol_unstable, inputs)
+
+
+def compact(s: torch.Tensor, mask: torch.Tensor):
+    """Move the points selected by mask [N, B] to the front and cut to the largest count K.
+
+    Returns s [N, K, S] and valid [N, K]; unselected points fill the tail (marked invalid).
+    """
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
+    k = max(int(mask.sum(1).max()), 1)
+    idx = order[:, :k]
+    return torch.gather(s, 1, idx[..., None].expand(-1, -1, s.shape[-1])), torch.gather(mask, 1, idx)
 
 
 def initial_states(ref: torch.Tensor, config: FixedPointConfig) -> torch.Tensor:
@@ -269,46 +284,63 @@ def adam(F, s0: torch.Tensor, config: FixedPointConfig) -> torch.Tensor:
     return s.detach()
 
 
-def polish(F, s: torch.Tensor, n_iter: int, mu0: float = 1e-6):
+def polish(F, s: torch.Tensor, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30):
     """Levenberg-Marquardt on F(s) - s = 0, per-point damping; keeps the better of old/new.
 
     Solves ``(A^T A + mu I) d = -A^T r`` with ``A = J - I``, ``r = F(s) - s``; a step is
     accepted only where it lowers q (then mu shrinks tenfold, else it grows tenfold), so a
-    point never ends worse than it started and singular A (line attractors) stays stable.
+    point never ends worse than it started and a singular A (line attractor) stays stable.
+    Each iteration works only on the points with ``q > q_done`` (gathered to the front).
     s [N, B, S] float64 -> (s, q [N, B]).
     """
     with torch.no_grad():
         q = q_of(F, s)
     mu = torch.full_like(q, mu0)
-    eye = torch.eye(s.shape[-1], dtype=s.dtype)
     for _ in range(n_iter):
-        with torch.no_grad():
-            r = F(s) - s
-        A = jacobians(F, s) - eye
-        At = A.transpose(-1, -2)
-        lhs = At @ A + mu[..., None, None] * eye
-        d = torch.linalg.solve(lhs, -(At @ r[..., None]))[..., 0]
-        with torch.no_grad():
-            s_new = s + d
-            q_new = q_of(F, s_new)
-        better = q_new < q
-        s = torch.where(better[..., None], s_new, s)
-        q = torch.where(better, q_new, q)
-        mu = torch.where(better, mu / 10, mu * 10).clamp(1e-14, 1e6)
+        active = q > q_done
+        if not active.any():
+            break
+        idx = torch.argsort((~active).to(torch.int8), dim=1, stable=True)[:, :int(active.sum(1).max())]
+        ix = idx[..., None].expand(-1, -1, s.shape[-1])
+        sa, qa, mua = torch.gather(s, 1, ix), torch.gather(q, 1, idx), torch.gather(mu, 1, idx)
+        sa, qa, mua = _lm_step(F, sa, qa, mua)
+        s, q, mu = s.scatter(1, ix, sa), q.scatter(1, idx, qa), mu.scatter(1, idx, mua)
     return s, q
 
 
-def jacobians(F, s: torch.Tensor) -> torch.Tensor:
-    """Jacobians of F at every point in one batched forward-mode call: [N, B, S] -> [N, B, S, S].
+def _lm_step(F, s, q, mu):
+    """One damped Newton step on points s [N, K, S] with q, mu [N, K]; keeps improvements."""
+    eye = torch.eye(s.shape[-1], dtype=s.dtype)
+    with torch.no_grad():
+        r = F(s) - s
+    A = jacobians(F, s) - eye
+    At = A.transpose(-1, -2)
+    d = torch.linalg.solve(At @ A + mu[..., None, None] * eye, -(At @ r[..., None]))[..., 0]
+    with torch.no_grad():
+        s_new = s + d
+        q_new = q_of(F, s_new)
+    better = q_new < q  # NaN (overflow) compares False: the old point stays
+    s = torch.where(better[..., None], s_new, s)
+    q = torch.where(better, q_new, q)
+    return s, q, torch.where(better, mu / 10, mu * 10).clamp(1e-14, 1e6)
 
-    Each basis tangent e_k is pushed through F at all points at once (points are independent,
-    so one jvp gives column k for every point); vmap runs the S columns together.
+
+def jacobians(F, s: torch.Tensor) -> torch.Tensor:
+    """Jacobians of F at every point in one batched call: s [N, B, S] -> [N, B, S, S].
+
+    Each point is copied S times (copies are independent points of the batch), F runs once on
+    all copies and one backward pass of ``sum_k F(copy_k)_k`` gives row k of J in copy k's
+    gradient. This is one forward and one backward pass over N x B x S points, far faster on
+    a CPU than vmap over S forward-mode tangents.
     """
-    s = s.detach()
-    S = s.shape[-1]
-    basis = torch.eye(S, dtype=s.dtype)[:, None, None, :].expand(S, *s.shape)
-    cols = vmap(lambda e: jvp(F, (s,), (e,))[1])(basis)  # [S(in), N, B, S(out)]
-    return cols.permute(1, 2, 3, 0).detach()
+    N, B, S = s.shape
+    rep = s.detach()[:, :, None, :].expand(N, B, S, S).reshape(N, B * S, S).clone()
+    rep.requires_grad_(True)
+    with torch.enable_grad():
+        y = F(rep).reshape(N, B, S, S)
+        diag = torch.diagonal(y, dim1=-2, dim2=-1).sum()
+        (grad,) = torch.autograd.grad(diag, rep)
+    return grad.reshape(N, B, S, S)
 
 
 def outliers(s: torch.Tensor, ref: torch.Tensor, scale: float) -> torch.Tensor:
