@@ -285,3 +285,113 @@ def distance_matrix(items, metric) -> np.ndarray:
         for j in range(i + 1, n):
             D[i, j] = D[j, i] = metric(items[i], items[j])
     return D
+
+
+# ---------------------------------------------------------------------------------------------
+# Sine wave: one input-dependent fixed point per command frequency
+
+KINDS = ("none", "stable node", "stable focus", "unstable node", "unstable focus")
+
+
+@dataclass(frozen=True)
+class SineTopology:
+    """Fixed-point topology and linearisation of one sine-wave network along its input.
+
+    Attributes
+    ----------
+    omegas : [J] commanded frequencies (rad / step), in input order.
+    kind : [J] int index into :data:`KINDS` of the fixed point at each command: a *focus* when
+        the dominant eigenvalue (largest modulus) is complex, *unstable* when its modulus
+        exceeds 1 (an unstable focus is what a limit cycle surrounds); 0 when no point was found.
+    n_unstable : [J] number of unstable modes (-1 when no point).
+    predicted : [J] rotation per step of the dominant complex pair, ``|arg lambda|``: the
+        frequency the linearisation predicts (nan when no point or no complex pair).
+    """
+
+    omegas: np.ndarray
+    kind: np.ndarray
+    n_unstable: np.ndarray
+    predicted: np.ndarray
+
+
+def sine_topology(omegas, eigvals, tol_complex: float = 1e-9) -> SineTopology:
+    """Topology from the eigenvalues [J, S] (decreasing modulus; nan rows: no point found)."""
+    lam = np.asarray(eigvals, dtype=complex)
+    found = np.all(np.isfinite(lam), axis=1)
+    complex_ = np.abs(lam.imag) > tol_complex
+    first = np.argmax(complex_, axis=1)  # the dominant complex pair: largest modulus first
+    has_pair = complex_.any(axis=1) & found
+    predicted = np.where(has_pair, np.abs(np.angle(lam[np.arange(len(lam)), first])), np.nan)
+    unstable = np.abs(lam[:, 0]) > 1
+    kind = np.where(found, 1 + complex_[:, 0] + 2 * unstable, 0)
+    n_unstable = np.where(found, np.sum(np.abs(lam) > 1, axis=1), -1)
+    return SineTopology(np.asarray(omegas, float), kind, n_unstable, predicted)
+
+
+def sine_distance(a: SineTopology, b: SineTopology) -> float:
+    """Topology plus linearisation: ``mismatch + rms_error``, each in [0, ~1].
+
+    ``mismatch`` is the fraction of command frequencies whose fixed points are of different
+    kinds; ``rms_error`` is the root-mean-square difference of the predicted frequencies,
+    divided by the range of commanded frequencies (a missing prediction counts as 0 rad/step).
+    """
+    mismatch = np.mean(a.kind != b.kind)
+    diff = np.nan_to_num(a.predicted) - np.nan_to_num(b.predicted)
+    scale = max(np.ptp(a.omegas), 1e-12)
+    return float(mismatch + np.sqrt(np.mean(diff ** 2)) / scale)
+
+
+# ---------------------------------------------------------------------------------------------
+# CDI: slow points along each context's line attractor
+
+
+@dataclass(frozen=True)
+class LineAttractor:
+    """Slow points of one network under one context, ordered along the line by their readout.
+
+    Attributes
+    ----------
+    readout : [P] readout of each slow point, increasing.
+    n_unstable : [P] unstable modes of each point, in the same order.
+    profile : [n_bins] fraction of points with an unstable mode in each stretch of the line
+        (points split by rank into equal stretches): where along the line it is stable.
+    spectrum : [k] top-k eigenvalue moduli, averaged over the points; ``spectrum[0]`` is the
+        integrating mode (near 1 on a line attractor).
+    """
+
+    readout: np.ndarray
+    n_unstable: np.ndarray
+    profile: np.ndarray
+    spectrum: np.ndarray
+
+
+def line_attractor(readout, eigvals, n_unstable, k: int = 10, n_bins: int = 5) -> LineAttractor:
+    """Summarise slow points: readout [P], eigenvalues [P, S] (decreasing modulus), n_unstable [P]."""
+    readout = np.asarray(readout, float)
+    order = np.argsort(readout)
+    mods = np.abs(np.asarray(eigvals))[order][:, :k]
+    unstable = (np.asarray(n_unstable)[order] > 0).astype(float)
+    if len(order) == 0:
+        return LineAttractor(readout, np.asarray(n_unstable), np.full(n_bins, np.nan),
+                             np.full(k, np.nan))
+    stretch = np.minimum((np.arange(len(order)) * n_bins) // len(order), n_bins - 1)
+    profile = np.array([unstable[stretch == i].mean() if np.any(stretch == i) else np.nan
+                        for i in range(n_bins)])
+    spectrum = np.pad(mods.mean(0), (0, max(k - mods.shape[1], 0)))
+    return LineAttractor(readout[order], np.asarray(n_unstable)[order], profile, spectrum)
+
+
+def cdi_distance(a, b) -> float:
+    """Mean over contexts of ``|profile_a - profile_b|`` (mean) plus the RMS spectrum difference.
+
+    ``a``, ``b`` : sequences of :class:`LineAttractor`, one per context. A context without
+    slow points has nan summaries: against a context with points they count as the largest
+    profile difference (1) and a zero spectrum; two such contexts do not differ.
+    """
+    out = []
+    for x, y in zip(a, b):
+        both = np.isnan(x.profile) & np.isnan(y.profile)
+        prof = np.where(both, 0.0, np.nan_to_num(np.abs(x.profile - y.profile), nan=1.0))
+        spec = np.nan_to_num(x.spectrum) - np.nan_to_num(y.spectrum)
+        out.append(np.mean(prof) + np.sqrt(np.mean(spec ** 2)))
+    return float(np.mean(out))

@@ -122,3 +122,49 @@ def test_statistics_on_shuffled_labels_stay_at_chance():
     chance = embed.chance_accuracy(y)
     # the mean of 40 shuffles of 30 labels: s.e. about 0.09 / sqrt(40) = 0.014
     assert abs(np.mean(acc) - chance) < 0.06
+
+
+def rotation_spectra(omegas, radius):
+    """Eigenvalues [J, 3] of a planar rotation by omega_j scaled by radius, plus a decaying mode."""
+    pair = radius * np.exp(1j * np.asarray(omegas))
+    return np.stack([pair, pair.conj(), np.full(len(omegas), 0.5 + 0j)], axis=1)
+
+
+def test_sine_topology_reads_the_rotation_angle_and_kind():
+    omegas = np.linspace(0.1, 0.6, 6)
+    a = topo.sine_topology(omegas, rotation_spectra(omegas, 1.05))
+    assert np.allclose(a.predicted, omegas)
+    assert [topo.KINDS[k] for k in a.kind] == ["unstable focus"] * 6 and set(a.n_unstable) == {2}
+    b = topo.sine_topology(omegas, rotation_spectra(omegas, 0.9))
+    assert set(b.kind) == {topo.KINDS.index("stable focus")}
+    assert topo.sine_distance(a, a) == 0.0
+    assert topo.sine_distance(a, b) == pytest.approx(1.0)  # every kind differs, same frequencies
+
+
+def test_sine_distance_grows_with_frequency_error_and_missing_points():
+    omegas = np.linspace(0.1, 0.6, 6)
+    a = topo.sine_topology(omegas, rotation_spectra(omegas, 1.05))
+    b = topo.sine_topology(omegas, rotation_spectra(omegas + 0.05, 1.05))
+    assert topo.sine_distance(a, b) == pytest.approx(0.05 / 0.5)
+    lam = rotation_spectra(omegas, 1.05)
+    lam[2] = np.nan
+    c = topo.sine_topology(omegas, lam)
+    assert topo.KINDS[c.kind[2]] == "none" and np.isnan(c.predicted[2])
+    assert topo.sine_distance(a, c) > 1 / 6
+
+
+def test_line_attractor_summary_and_distance():
+    P = 20
+    lam = np.tile([1.0, 0.8, 0.5, 0.1], (P, 1)).astype(complex)
+    n_unstable = np.zeros(P, int)
+    a = topo.line_attractor(np.linspace(-1, 1, P), lam, n_unstable, k=4, n_bins=4)
+    assert np.allclose(a.spectrum, [1.0, 0.8, 0.5, 0.1]) and np.all(a.profile == 0)
+    assert topo.cdi_distance([a, a], [a, a]) == 0.0
+    n_unstable[:5] = 1  # the lowest quarter of the line becomes unstable
+    shuffled = np.random.default_rng(0).permutation(P)  # order comes from the readout
+    b = topo.line_attractor(np.linspace(-1, 1, P)[shuffled], lam[shuffled], n_unstable[shuffled],
+                            k=4, n_bins=4)
+    assert np.allclose(b.profile, [1, 0, 0, 0])
+    assert topo.cdi_distance([a, a], [b, a]) == pytest.approx(0.25 / 2)
+    empty = topo.line_attractor([], np.zeros((0, 4)), [], k=4, n_bins=4)
+    assert topo.cdi_distance([empty], [empty]) == 0.0 and topo.cdi_distance([a], [empty]) > 1
