@@ -117,8 +117,8 @@ def _normalised(X, name: str) -> np.ndarray:
 
 # --- the all-pairs engine --------------------------------------------------------------------
 
-def _stack_padded(mats) -> np.ndarray:
-    """[M, K_i] matrices -> [M, N*K] with zero columns padding each to K = max K_i."""
+def _stack_padded(mats) -> tuple[np.ndarray, int]:
+    """N matrices [M, K_i] -> ([M, N*K], K), zero columns padding each to K = max K_i."""
     M = {m.shape[0] for m in mats}
     if len(M) != 1:
         raise ValueError(f"all networks need the same samples (rows); got row counts {sorted(M)}")
@@ -258,7 +258,8 @@ def cka_pair(X, Y) -> float:
     """1 - linear CKA of one pair from the sample Gram matrices, HSIC = tr(K H L H)."""
     M = len(X)
     H = np.eye(M) - 1.0 / M
-    K, L = np.asarray(X, float) @ np.asarray(X, float).T, np.asarray(Y, float) @ np.asarray(Y, float).T
+    X, Y = np.asarray(X, float), np.asarray(Y, float)
+    K, L = X @ X.T, Y @ Y.T
     hsic = lambda A, B: np.trace(A @ H @ B @ H)
     return 1.0 - hsic(K, L) / np.sqrt(hsic(K, K) * hsic(L, L))
 
@@ -287,5 +288,5 @@ def population_distances(pop, metric: str = "svcca", k=10, states=None):
 
 
 def svcca_for_population(pop, k=10, states=None):
-    """SVCCA distance matrix and network table of a population (see :func:`population_distances`)."""
+    """SVCCA distances and network table of a population (see :func:`population_distances`)."""
     return population_distances(pop, "svcca", k, states)

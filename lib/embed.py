@@ -25,7 +25,7 @@ def check_distance_matrix(D) -> np.ndarray:
     """Return D [N, N] as float64 after checking it is square, finite, symmetric, zero-diagonal."""
     D = np.asarray(D, dtype=np.float64)
     if D.ndim != 2 or D.shape[0] != D.shape[1] or D.shape[0] < 3:
-        raise ValueError(f"D must be a square distance matrix of at least 3 networks; got {D.shape}")
+        raise ValueError(f"D must be a square distance matrix of >= 3 networks; got {D.shape}")
     if not np.all(np.isfinite(D)) or np.any(D < 0):
         raise ValueError("D must hold finite non-negative distances")
     if not np.allclose(D, D.T, atol=1e-10) or np.any(np.diag(D) != 0):

@@ -1,4 +1,4 @@
-"""Probe states batched per shard equal one-network runs; PCA and participation ratio by construction."""
+"""Probe states batched per shard equal one-network runs; PCA and participation ratio known."""
 from types import SimpleNamespace
 
 import numpy as np

@@ -62,7 +62,7 @@ def distance_matrix(ax, D, groups, cmap: str = "viridis", vmax=None):
 
 
 def embedding(ax, Y, archs, activations, by: str = "arch", size: float = 22):
-    """2-D MDS embedding Y [N, 2]; colour by ``"arch"`` or ``"activation"``, marker by activation."""
+    """MDS embedding Y [N, 2]; colour by ``"arch"`` or ``"activation"``, marker by activation."""
     archs, activations = np.asarray(archs), np.asarray(activations)
     palette, key = (ARCH_COLORS, archs) if by == "arch" else (ACT_COLORS, activations)
     seen = set()
