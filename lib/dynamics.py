@@ -1,0 +1,250 @@
+"""Fixed-point analyses of trained populations, one function per task.
+
+Networks are processed shard by shard (networks of a shard share a cell, so their fixed points
+are found in one batched search, :mod:`lib.fixed_points`). A :class:`Group` holds the included
+networks of one shard.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import fixed_points as fp
+from . import models
+
+
+@dataclass(frozen=True)
+class Group:
+    """Included networks of one shard: params [n, ...] and their labels."""
+
+    spec: models.CellSpec
+    params: dict
+    nets: tuple  # the lib.population.Network objects, in the order of the network axis
+
+    @property
+    def label(self) -> str:
+        return f"{self.spec.arch}-{self.spec.activation}"
+
+
+def groups(nets) -> list[Group]:
+    """Group networks (``pop.included()``) by shard, keeping their order."""
+    by_shard = {}
+    for n in nets:
+        by_shard.setdefault(id(n.shard), []).append(n)
+    return [Group(ns[0].spec, models.select(ns[0].shard.params, [n.index for n in ns]), tuple(ns))
+            for ns in by_shard.values()]
+
+
+def readout_points(spec: models.CellSpec, params: dict, fps: fp.FixedPoints) -> np.ndarray:
+    """Output [M, O] that each point's network reads out of it."""
+    h = torch.as_tensor(fps.points[:, :spec.n_hidden])
+    net = torch.as_tensor(fps.net)
+    W, b = params["W_out"].double()[net], params["b_out"].double()[net, 0]
+    return (torch.einsum("mh,mho->mo", h, W) + b).numpy()
+
+
+def pca(states: np.ndarray, k: int = 3):
+    """Mean [S] and top-k principal axes [S, k] of states [V, S]."""
+    mean = states.mean(0)
+    _, _, vt = np.linalg.svd(states - mean, full_matrices=False)
+    return mean, vt[:k].T
+
+
+# ------------------------------------------------------------------------------ flip-flop
+
+
+def flipflop(group: Group, task, config: fp.FixedPointConfig, n_trials: int = 16):
+    """Fixed points under zero input and the output code each holds.
+
+    Returns
+    -------
+    fps : FixedPoints of the group; visited : [n, V, S] float32; codes : [M, O] readout.
+    """
+    visited = fp.visited_states(group.spec, group.params, task.probe(n_trials).inputs)
+    fps = fp.find_fixed_points(group.spec, group.params, np.zeros(task.n_in), visited, config)
+    return fps, visited.numpy(), readout_points(group.spec, group.params, fps)
+
+
+def flipflop_table(group: Group, fps: fp.FixedPoints, codes: np.ndarray, tol_q: float = 1e-12):
+    """One row per network: points by number of unstable modes, stable codes held, canonical.
+
+    A stable point *holds* code c in {-1, +1}^O when its readout is within 0.5 of c in every
+    output. The network is *canonical* when it has exactly 2^O stable fixed points holding all
+    2^O codes. ``n_slow`` counts kept points with q > tol_q (slow points, not fixed points).
+    """
+    rows = []
+    n_out = codes.shape[1]
+    for k, net in enumerate(group.nets):
+        m = fps.net == k
+        fixed = m & (fps.q <= tol_q)
+        stable = fixed & (fps.n_unstable == 0)
+        held = np.abs(codes[stable] - np.sign(codes[stable])).max(1, initial=0) < 0.5
+        n_codes = len({tuple(c) for c in np.sign(codes[stable][held])})
+        rows.append(dict(arch=group.spec.arch, activation=group.spec.activation,
+                         label=group.label, n_fixed=int(fixed.sum()), n_slow=int((m & ~fixed).sum()),
+                         **{f"unstable_{u}": int((fixed & (fps.n_unstable == u)).sum()) for u in range(4)},
+                         n_stable=int(stable.sum()), n_codes=n_codes,
+                         canonical=bool(stable.sum() == 2 ** n_out and n_codes == 2 ** n_out)))
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------ sine wave
+
+
+def sine(group: Group, task, config: fp.FixedPointConfig, n_cycle_steps: int | None = None):
+    """The input-dependent fixed point per command frequency and its rotation frequency.
+
+    The (network, frequency) pairs are searched together: the network axis is repeated once
+    per frequency, each copy with its own static input.
+
+    Returns
+    -------
+    DataFrame, one row per network x frequency: commanded ``omega``, ``omega_pred`` (angle of
+    the dominant complex eigenvalue pair), ``radius`` (its modulus), ``q``, ``winding`` (turns of
+    the trajectory around the point in the plane of its top two PCs, after a transient) and
+    ``limit_cycle`` (winding >= 1 and a sustained oscillation).
+    """
+    n, J = len(group.nets), task.n_freqs
+    trials = task.probe()
+    visited = fp.visited_states(group.spec, group.params, trials.inputs)  # [n, J*T, S]
+    S, T = visited.shape[-1], task.n_time
+    vis = visited.reshape(n, J, T, S).reshape(n * J, T, S)
+    rep = {k: v.repeat_interleave(J, 0) for k, v in group.params.items()}
+    x = np.tile(task.levels[:, None], (n, 1))  # [n*J, 1]
+    fps = fp.find_fixed_points(group.spec, rep, x, vis, config)
+    best = _central_points(fps, vis.numpy(), n * J)
+    centres = np.where(best[:, None] >= 0, fps.points[np.maximum(best, 0)], np.nan)
+    cycle = _winding(group.spec, rep, x, vis[:, -1], centres, n_cycle_steps or 2 * T)
+    rows = []
+    for k in range(n * J):
+        m = best[k]
+        lam = fps.eigvals[m] if m >= 0 else np.full(S, np.nan + 0j)
+        cplx = lam[np.abs(lam.imag) > 1e-9]
+        top = cplx[np.argmax(np.abs(cplx))] if len(cplx) else np.nan + 0j
+        rows.append(dict(arch=group.spec.arch, activation=group.spec.activation, label=group.label,
+                         net=k // J, freq=k % J, omega=task.omegas[k % J],
+                         omega_pred=abs(np.angle(top)), radius=abs(top),
+                         q=fps.q[m] if m >= 0 else np.nan, winding=cycle[0][k],
+                         amplitude=cycle[1][k]))
+    df = pd.DataFrame(rows)
+    df["limit_cycle"] = (df.winding >= 1) & (df.amplitude > 0.1)
+    return df, fps, best
+
+
+def _central_points(fps, vis, n_pairs):
+    """Index [n_pairs] of the point nearest each trajectory's centroid (-1 if none)."""
+    centre = vis.mean(1)
+    out = np.full(n_pairs, -1)
+    for k in range(n_pairs):  # one argmin per pair; the search itself is batched
+        m = np.flatnonzero(fps.net == k)
+        if len(m):
+            out[k] = m[np.argmin(np.linalg.norm(fps.points[m] - centre[k], axis=1))]
+    return out
+
+
+def _winding(spec, params, x, s0, centres, n_steps):
+    """Turns of each trajectory around its point, and the output's standard deviation.
+
+    Runs ``n_steps`` more steps from s0 [P, S] under the static inputs x [P, I]; the trajectory
+    is projected on its top two principal axes and the angle around ``centres`` [P, S] (NaN
+    rows: no point) unwrapped. Returns (winding [P], amplitude [P]).
+    """
+    P = len(centres)
+    xs = torch.as_tensor(x, dtype=torch.float32)[:, None, None, :].expand(P, 1, n_steps, x.shape[1])
+    with torch.no_grad():
+        states = models.unroll(spec, params, xs, s0[:, None].float())
+        y = models.readout(spec, params, states)[:, 0, :, 0].numpy()
+    states = states[:, 0].double().numpy()
+    wind = np.full(P, np.nan)
+    for k in np.flatnonzero(np.isfinite(centres[:, 0])):  # a 2-D PCA per trajectory
+        mean, axes = pca(states[k], 2)
+        z = (states[k] - mean) @ axes - (centres[k] - mean) @ axes
+        ang = np.unwrap(np.arctan2(z[:, 1], z[:, 0]))
+        wind[k] = abs(ang[-1] - ang[0]) / (2 * np.pi)
+    return wind, y.std(1)
+
+
+# ------------------------------------------------------------------------------ integration
+
+
+def input_jacobians(spec: models.CellSpec, params: dict, s: torch.Tensor, x) -> torch.Tensor:
+    """dF/dx at points s [n, B, S] under inputs x [n, I] -> [n, B, S, I] (float64)."""
+    n, B, S = s.shape
+    p = {k: v.detach().double() for k, v in params.items()}
+    rep = s.detach().double()[:, :, None].expand(n, B, S, S).reshape(n, B * S, S)
+    xr = torch.as_tensor(np.asarray(x), dtype=torch.float64)[:, None].expand(n, B * S, -1).clone()
+    xr.requires_grad_(True)
+    y = models.step(spec, p, rep, xr).reshape(n, B, S, S)
+    (g,) = torch.autograd.grad(torch.diagonal(y, dim1=-2, dim2=-1).sum(), xr)
+    return g.reshape(n, B, S, -1)
+
+
+def cdi(group: Group, task, config: fp.FixedPointConfig, n_trials: int = 32, n_modes: int = 10):
+    """Slow points per context, the integrating mode, spectra and the mode-ablation curve.
+
+    For context c the input is the context cue alone (streams zero). Per network and context
+    the *representative* slow point is the one nearest the centroid of that context's visited
+    states; its eigenvalue nearest 1 is the integrating mode.
+
+    Returns
+    -------
+    table : DataFrame, one row per network x context: ``n_slow``, ``line_var`` (fraction of the
+        slow points' variance on their first principal axis), ``lam_int`` (integrating
+        eigenvalue), ``align_sel`` / ``align_other`` (|cos| between its left eigenvector and
+        the drive of the selected / ignored stream).
+    spectra : [n, 2, n_modes] moduli of the leading eigenvalues at the representative points.
+    ablation : [n, 2, S] linear output after ``task.n_time`` steps to a unit pulse on the
+        selected stream, keeping the k leading modes (k = 1..S), divided by the full response.
+    found : {context: (FixedPoints, visited [n, V, S])} for figures.
+    """
+    trials = task.probe(n_trials)
+    n, S = len(group.nets), group.spec.state_dim
+    rows, spectra, ablation, found = [], np.full((n, 2, n_modes), np.nan), np.full((n, 2, S), np.nan), {}
+    for c in (0, 1):
+        x = np.r_[0.0, 0.0, np.eye(2)[c]]
+        vis = fp.visited_states(group.spec, group.params, trials.inputs[trials.info["context"] == c])
+        fps = fp.find_fixed_points(group.spec, group.params, x, vis, config)
+        found[c] = (fps, vis.numpy())
+        for k in range(n):
+            m = np.flatnonzero(fps.net == k)
+            row = dict(arch=group.spec.arch, activation=group.spec.activation, label=group.label,
+                       net=k, context=c, n_slow=len(m))
+            if len(m):
+                rep = m[np.argmin(np.linalg.norm(fps.points[m] - vis[k].mean(0).numpy(), axis=1))]
+                row.update(_integrator(group, fps, rep, x, c, task.n_time, ablation[k, c]))
+                spectra[k, c] = np.abs(fps.eigvals[rep, :n_modes])
+                row["line_var"] = _line_fraction(fps.points[m])
+            rows.append(row)
+    return pd.DataFrame(rows), spectra, ablation, found
+
+
+def _line_fraction(points: np.ndarray) -> float:
+    """Fraction of the variance of points [m, S] on their first principal axis (NaN if m < 3)."""
+    if len(points) < 3:
+        return np.nan
+    sv = np.linalg.svd(points - points.mean(0), compute_uv=False)
+    return float(sv[0] ** 2 / (sv ** 2).sum())
+
+
+def _integrator(group, fps, m, x, context, n_time, ablation_out):
+    """Integrating mode of point m and the ablation curve (written into ablation_out [S])."""
+    k = fps.net[m]
+    s = torch.as_tensor(fps.points[m])[None, None]
+    one = models.select(group.params, [k])
+    Bx = input_jacobians(group.spec, one, s, x[None])[0, 0].numpy()  # [S, I]
+    lam, R, L = fps.eigvals[m], fps.right[m], fps.left[m]
+    j = int(np.argmin(np.abs(lam - 1)))
+    w = group.params["W_out"][k, :, 0].double().numpy()
+    per_mode = lam ** n_time * (w @ R[:group.spec.n_hidden]) * (L @ Bx[:, context])  # [S]
+    curve = np.cumsum(per_mode).real
+    ablation_out[:] = curve / curve[-1]
+    return dict(lam_int=lam[j].real, lam_int_imag=abs(lam[j].imag), q=fps.q[m],
+                align_sel=_cos(L[j], Bx[:, context]), align_other=_cos(L[j], Bx[:, 1 - context]))
+
+
+def _cos(a, b) -> float:
+    """|cos| of the angle between a complex vector a and a real vector b."""
+    return float(np.abs(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-300))
