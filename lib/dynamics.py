@@ -94,27 +94,38 @@ def flipflop_table(group: Group, fps: fp.FixedPoints, codes: np.ndarray, tol_q: 
 # ------------------------------------------------------------------------------ sine wave
 
 
-def sine(group: Group, task, config: fp.FixedPointConfig, n_cycle_steps: int | None = None):
+def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
+         n_cycle_steps: int | None = None):
     """The input-dependent fixed point per command frequency and its rotation frequency.
 
     The (network, frequency) pairs are searched together: the network axis is repeated once
-    per frequency, each copy with its own static input.
+    per frequency, each copy with its own static input. ``freqs``: frequency indices
+    (default: all).
 
     Returns
     -------
-    DataFrame, one row per network x frequency: commanded ``omega``, ``omega_pred`` (angle of
+    df : DataFrame, one row per network x frequency: commanded ``omega``, ``omega_pred`` (angle of
     the dominant complex eigenvalue pair), ``radius`` (its modulus), ``q``, ``winding`` (turns of
     the trajectory around the point in the plane of its top two PCs, after a transient) and
     ``limit_cycle`` (winding >= 1 and a sustained oscillation).
+    fps : FixedPoints over the (network, frequency) pairs, pair k = net * J + frequency.
+    best : [n*J] index into fps of each pair's point (-1: none found).
+    visited : [n*J, T, S] the probe trajectories.
     """
-    n, J = len(group.nets), task.n_freqs
-    trials = task.probe()
+    freqs = np.arange(task.n_freqs) if freqs is None else np.asarray(freqs)
+    n, J = len(group.nets), len(freqs)
+    trials = task.trials_for(freqs)
     visited = fp.visited_states(group.spec, group.params, trials.inputs)  # [n, J*T, S]
     S, T = visited.shape[-1], task.n_time
     vis = visited.reshape(n, J, T, S).reshape(n * J, T, S)
     rep = {k: v.repeat_interleave(J, 0) for k, v in group.params.items()}
-    x = np.tile(task.levels[:, None], (n, 1))  # [n*J, 1]
-    fps = fp.find_fixed_points(group.spec, rep, x, vis, config)
+    x = np.tile(task.levels[freqs, None], (n, 1))  # [n*J, 1]
+    # The point sits inside the limit cycle: start near each trajectory's centroid, and from
+    # visited states for the slow, short trials whose centroid is off-centre.
+    ref = vis.double()
+    init = torch.cat([fp.initial_states(ref.mean(1, keepdim=True), config),
+                      fp.initial_states(ref, config)], dim=1)
+    fps = fp.find_fixed_points(group.spec, rep, x, vis, config, init=init)
     best = _central_points(fps, vis.numpy(), n * J)
     centres = np.where(best[:, None] >= 0, fps.points[np.maximum(best, 0)], np.nan)
     cycle = _winding(group.spec, rep, x, vis[:, -1], centres, n_cycle_steps or 2 * T)
@@ -125,13 +136,13 @@ def sine(group: Group, task, config: fp.FixedPointConfig, n_cycle_steps: int | N
         cplx = lam[np.abs(lam.imag) > 1e-9]
         top = cplx[np.argmax(np.abs(cplx))] if len(cplx) else np.nan + 0j
         rows.append(dict(arch=group.spec.arch, activation=group.spec.activation, label=group.label,
-                         net=k // J, freq=k % J, omega=task.omegas[k % J],
+                         net=k // J, freq=freqs[k % J], omega=task.omegas[freqs[k % J]],
                          omega_pred=abs(np.angle(top)), radius=abs(top),
                          q=fps.q[m] if m >= 0 else np.nan, winding=cycle[0][k],
                          amplitude=cycle[1][k]))
     df = pd.DataFrame(rows)
     df["limit_cycle"] = (df.winding >= 1) & (df.amplitude > 0.1)
-    return df, fps, best
+    return df, fps, best, vis.numpy()
 
 
 def _central_points(fps, vis, n_pairs):
@@ -248,3 +259,52 @@ def _integrator(group, fps, m, x, context, n_time, ablation_out):
 def _cos(a, b) -> float:
     """|cos| of the angle between a complex vector a and a real vector b."""
     return float(np.abs(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-300))
+
+
+# ------------------------------------------------------------------------------ populations
+
+
+def run_flipflop(nets, task, config: fp.FixedPointConfig):
+    """Flip-flop analysis of all networks: (table per network, {label: example})
+
+    An example is (visited [V, S], points [M, S], n_unstable [M]) of a group's first network.
+    """
+    tables, examples = [], {}
+    for g in groups(nets):
+        fps, vis, codes = flipflop(g, task, config)
+        tables.append(flipflop_table(g, fps, codes))
+        first = fps.of(0)
+        examples[g.label] = (vis[0], first.points, first.n_unstable)
+    return pd.concat(tables, ignore_index=True), examples
+
+
+def run_sine(nets, task, config: fp.FixedPointConfig, freqs=None):
+    """Sine-wave analysis of all networks: (table per network x frequency, {label: example}).
+
+    An example is (trajectory [T, S], fixed point [S]) of a group's first network at the
+    middle analysed frequency.
+    """
+    tables, examples = [], {}
+    for g in groups(nets):
+        df, fps, best, vis = sine(g, task, config, freqs)
+        tables.append(df)
+        k = len(vis) // len(g.nets) // 2
+        if best[k] >= 0:
+            examples[g.label] = (vis[k], fps.points[best[k]])
+    return pd.concat(tables, ignore_index=True), examples
+
+
+def run_cdi(nets, task, config: fp.FixedPointConfig, n_modes: int = 10):
+    """CDI analysis of all networks.
+
+    Returns (table per network x context, {label: spectra [n*2, n_modes]},
+    {label: ablation [n*2, S]}, {label: (visited [V, S], [slow points per context])}).
+    """
+    tables, spectra, ablation, examples = [], {}, {}, {}
+    for g in groups(nets):
+        df, spec, abl, found = cdi(g, task, config, n_modes=n_modes)
+        tables.append(df)
+        spectra[g.label], ablation[g.label] = spec.reshape(-1, n_modes), abl.reshape(len(abl) * 2, -1)
+        vis = np.concatenate([found[c][1][0] for c in (0, 1)])
+        examples[g.label] = (vis, [found[c][0].of(0).points for c in (0, 1)])
+    return pd.concat(tables, ignore_index=True), spectra, ablation, examples

@@ -175,7 +175,7 @@ def visited_states(spec: models.CellSpec, params: dict, inputs) -> torch.Tensor:
 
 
 def find_fixed_points(spec: models.CellSpec, params: dict, x_star, visited,
-                      config: FixedPointConfig = FixedPointConfig()) -> FixedPoints:
+                      config: FixedPointConfig = FixedPointConfig(), init=None) -> FixedPoints:
     """Fixed points of every network of a shard under the constant input ``x_star``.
 
     Parameters
@@ -186,6 +186,8 @@ def find_fixed_points(spec: models.CellSpec, params: dict, x_star, visited,
     visited : [N, V, S] states visited on task trials (see :func:`visited_states`); initial
         states are drawn from them and they define the outlier scale.
     config : tolerances and budgets.
+    init : optional [N, B, S] initial states used as they are (e.g. the centre of a limit
+        cycle), instead of ``config.n_init`` noisy draws from ``visited``.
 
     Returns
     -------
@@ -194,14 +196,15 @@ def find_fixed_points(spec: models.CellSpec, params: dict, x_star, visited,
     F = cell_map(spec, params, x_star)
     n = params["W"].shape[0]
     x = np.broadcast_to(np.asarray(x_star, dtype=np.float64).reshape(-1, spec.n_in), (n, spec.n_in))
-    return find(F, visited, config, inputs=x)
+    return find(F, visited, config, inputs=x, init=init)
 
 
 # ---------------------------------------------------------------------------------------------
 # The generic pipeline
 
 
-def find(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None) -> FixedPoints:
+def find(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None,
+         init=None) -> FixedPoints:
     """Fixed points of a batched map F from initial states drawn among ``visited``.
 
     Parameters
@@ -209,9 +212,11 @@ def find(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None)
     F : callable [N, B, S] -> [N, B, S], accepting float32 and float64, points independent.
     visited : [N, V, S] array or Tensor of reference states.
     inputs : [N, I] recorded in the result (zeros [N, 0] if omitted).
+    init : optional [N, B, S] initial states (default: :func:`initial_states` of visited).
     """
     ref = torch.as_tensor(np.asarray(visited), dtype=torch.float64)
-    s = adam(F, initial_states(ref, config).to(torch.float32), config).to(torch.float64)
+    s0 = initial_states(ref, config) if init is None else torch.as_tensor(np.asarray(init))
+    s = adam(F, s0.to(torch.float32), config).to(torch.float64)
     with torch.no_grad():
         q = q_of(F, s)
     # Most initial states fall to the same few points: merge them before the costly polish.

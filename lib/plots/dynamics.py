@@ -1,0 +1,110 @@
+"""Panels of the chapter on fixed points and linearised dynamics (book/05_fixed_points.md)."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ACT_MARKERS, ARCH_COLORS
+from ..dynamics import pca
+
+# Colour of a fixed point by its number of unstable modes (0 = stable, ..., 3 or more).
+UNSTABLE_COLORS = ("#000000", "#e41a1c", "#ff7f00", "#dede00")
+
+
+def _unstable_color(n):
+    return [UNSTABLE_COLORS[min(int(k), len(UNSTABLE_COLORS) - 1)] for k in np.atleast_1d(n)]
+
+
+def fixed_points_pca(ax, visited, points, n_unstable, n_traj_points: int = 3000, dims: int = 3):
+    """Visited states (grey) and fixed points coloured by unstable modes, in the states' PCA.
+
+    visited [V, S], points [M, S], n_unstable [M]; ``ax`` is 3-D when ``dims`` is 3.
+    """
+    mean, axes = pca(visited, dims)
+    z = (visited[:n_traj_points] - mean) @ axes
+    p = (points - mean) @ axes
+    ax.plot(*z.T, ".", color="0.8", ms=1, zorder=0)
+    ax.scatter(*p.T, c=_unstable_color(n_unstable), s=18, depthshade=False, zorder=3) \
+        if dims == 3 else ax.scatter(*p.T, c=_unstable_color(n_unstable), s=18, zorder=3)
+    ax.set_xticks([]); ax.set_yticks([])
+    if dims == 3:
+        ax.set_zticks([])
+    return ax
+
+
+def unstable_legend(ax, **kw):
+    """Legend of the unstable-mode colours."""
+    from matplotlib.lines import Line2D
+    labels = ["stable", "1 unstable", "2 unstable", "3+ unstable"]
+    handles = [Line2D([], [], ls="", marker="o", color=c, label=l) for c, l in zip(UNSTABLE_COLORS, labels)]
+    return ax.legend(handles=handles, frameon=False, **kw)
+
+
+def stability_counts(ax, table):
+    """Mean number of fixed points by number of unstable modes, per architecture x activation.
+
+    table: rows per network with ``label`` and ``unstable_0..3`` (see lib.dynamics.flipflop_table).
+    """
+    mean = table.groupby("label", sort=False)[[f"unstable_{u}" for u in range(4)]].mean()
+    bottom = np.zeros(len(mean))
+    for u, col in enumerate(mean.columns):
+        ax.bar(mean.index, mean[col], bottom=bottom, color=UNSTABLE_COLORS[u], label=col.replace("_", " "))
+        bottom += mean[col].to_numpy()
+    ax.axhline(8, color="0.5", lw=0.8, ls="--")
+    ax.set_ylabel("fixed points per network")
+    ax.tick_params(axis="x", rotation=60)
+    return ax
+
+
+def frequency_prediction(ax, df):
+    """Linearised vs commanded frequency, all networks, coloured by architecture.
+
+    df: rows per network x frequency with ``arch``, ``activation``, ``omega``, ``omega_pred``.
+    """
+    for (arch, act), d in df.groupby(["arch", "activation"], sort=False):
+        ax.scatter(d.omega, d.omega_pred, s=8, alpha=0.6, color=ARCH_COLORS[arch],
+                   marker=ACT_MARKERS[act], label=f"{arch}-{act}", lw=0)
+    lim = [0, max(df.omega.max(), 0.7)]
+    ax.plot(lim, lim, color="0.4", lw=0.8, ls="--")
+    ax.set_ylim(0, min(np.nanmax(df.omega_pred.to_numpy(), initial=1.0) * 1.05, np.pi))
+    ax.set_xlabel("commanded ω (rad/step)")
+    ax.set_ylabel("linearised ω = |arg λ| (rad/step)")
+    return ax
+
+
+def limit_cycle(ax, states, point):
+    """A trajectory [T, S] and its fixed point [S] in the trajectory's top-2 PCA plane."""
+    mean, axes = pca(states, 2)
+    z, p = (states - mean) @ axes, (point - mean) @ axes
+    ax.plot(*z.T, lw=0.8, color="0.3")
+    ax.plot(*p, "x", color="#e41a1c", ms=7, mew=2)
+    ax.set_xticks([]); ax.set_yticks([])
+    return ax
+
+
+def line_attractors(ax, visited, points_by_context, colors=("#1b9e77", "#7570b3")):
+    """Slow points of both contexts over the visited states (grey), in the states' 2-D PCA.
+
+    visited [V, S]; points_by_context: list of [m_c, S].
+    """
+    mean, axes = pca(visited, 2)
+    z = (visited - mean) @ axes
+    ax.plot(*z.T, ".", color="0.85", ms=1, zorder=0)
+    for c, pts in enumerate(points_by_context):
+        p = (pts - mean) @ axes
+        ax.plot(*p.T, "o", ms=3, color=colors[c], label=f"context {c + 1}")
+    ax.set_xticks([]); ax.set_yticks([])
+    return ax
+
+
+def mean_sem(ax, x, values_by_label, ylabel):
+    """Mean ± s.e.m. curves over networks; values_by_label: {label: [n, K]}."""
+    for label, v in values_by_label.items():
+        v = v[np.isfinite(v).all(1)]
+        if not len(v):
+            continue
+        m = v.mean(0)
+        sem = v.std(0, ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.zeros_like(m)
+        ax.errorbar(x[:len(m)], m, yerr=sem, color=ARCH_COLORS[label.split("-")[0]],
+                    marker=ACT_MARKERS[label.split("-")[1]], ms=3, lw=1, capsize=2, label=label)
+    ax.set_ylabel(ylabel)
+    return ax
