@@ -6,6 +6,8 @@ inclusion threshold can be drawn on every curve and the three tasks share one ax
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import torch
@@ -38,12 +40,18 @@ def target_variance(config: PopulationConfig) -> float:
 
 
 def running_mean(x: np.ndarray, window: int) -> np.ndarray:
-    """Trailing running mean along axis 0 of x [T, N] (shorter window at the start): [T, N]."""
-    c = np.cumsum(np.nan_to_num(x, nan=0.0), axis=0)
-    t = np.arange(1, len(x) + 1)
-    lo = np.maximum(t - window, 0)
-    total = c - np.vstack([np.zeros((1,) + x.shape[1:]), c])[lo]
-    return total / (t - lo).reshape(-1, *([1] * (x.ndim - 1)))
+    """Trailing running mean along axis 0 of x [T, N] (shorter window at the start): [T, N].
+
+    Computed window by window rather than from a cumulative sum: early losses of a few networks
+    reach 1e12, and differences of such cumulative sums would swamp the later values of 1e-3.
+    NaNs count as missing.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    padded = np.concatenate([np.full((window - 1,) + x.shape[1:], np.nan), x])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN, as wanted
+        return np.nanmean(windows, axis=-1)
 
 
 def learning_curves(pop: Population, window: int = 25,
@@ -69,6 +77,27 @@ def learning_curves(pop: Population, window: int = 25,
     return out
 
 
+def steps_to_reach(curves: dict[tuple, pd.DataFrame], level: float) -> pd.Series:
+    """First training step at which each cell's median curve is at or below ``level``.
+
+    ``curves`` as returned by :func:`learning_curves`; cells that never get there are NaN.
+    Returns a Series indexed by (arch, activation).
+    """
+    out = {}
+    for key, df in curves.items():
+        hit = df.step[df["median"] <= level]
+        out[key] = float(hit.iloc[0]) if len(hit) else np.nan
+    return pd.Series(out, dtype=float)
+
+
+def describe_reach(reach: pd.Series, n_steps: int, where: str) -> str:
+    """A phrase on when the cells of one task reach a level (``reach`` from :func:`steps_to_reach`)."""
+    done, never = reach.dropna(), [f"{a}-{f}" for a, f in reach.index[reach.isna()]]
+    text = (f"{where} by step {done.max():.0f} of {n_steps} (slowest: {'-'.join(done.idxmax())})"
+            if len(done) else f"{where} in no cell")
+    return text + (f", never for {', '.join(never)}" if never and len(done) else "")
+
+
 def typical_network(pop: Population) -> tuple[Network, pd.Series]:
     """The included network of median test NMSE (ties: the first), and its table row."""
     df = pop.table()
@@ -85,3 +114,21 @@ def network_outputs(net: Network, inputs: np.ndarray) -> np.ndarray:
     params = net.params
     states = models.unroll(net.spec, params, torch.from_numpy(np.asarray(inputs))[None])
     return models.readout(net.spec, params, states)[0].numpy()
+
+
+def describe_counts(counts: pd.DataFrame) -> dict[str, str]:
+    """Sentences for the prose from a (task, arch, activation) table of :meth:`Population.counts`.
+
+    Returns ``diverged_cells`` (cells where any network diverged), ``short_cells`` (cells that
+    lost networks, with how many remain) and ``empty_cells`` (a sentence on cells left empty).
+    """
+    cells = [f"{a}-{f} on the {t.lower()}" for t, a, f in counts.index]
+    diverged = sorted({f"{a}-{f}" for (_, a, f), n in counts["diverged"].items() if n > 0})
+    short = [f"{c} ({n} of {m})" for c, n, m in zip(cells, counts.included, counts.trained)
+             if n < m]
+    empty = [c for c, n in zip(cells, counts.included) if n == 0]
+    return {"diverged_cells": ", ".join(diverged) or "none",
+            "short_cells": "; ".join(short) or "none",
+            "empty_cells": (f"No network of {', '.join(empty)} passed, so that cell is absent "
+                            "from the analyses of that task in the following chapters."
+                            if empty else "Every cell keeps at least one network.")}

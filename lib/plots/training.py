@@ -51,7 +51,7 @@ def nmse_strip(ax, table: pd.DataFrame, threshold: float, seed: int = 0):
     ax.axhline(threshold, color="k", lw=0.8, ls=":")
     if not np.isfinite(table.nmse).all():  # a band for the diverged, only when there are some
         ax.axhspan(top / 1.6, top * 1.6, color="0.93", zorder=-1)
-        ax.text(len(cells) - 0.5, top, "diverged ", ha="right", va="center", fontsize=7)
+        ax.text(-0.5, top, " diverged", ha="left", va="center", fontsize=7)
     ax.set_yscale("log")
     ax.set_xticks(range(len(cells)), [f"{a}\n{f}" for a, f in cells], fontsize=6.5)
     ax.set_xlim(-0.6, len(cells) - 0.4)
