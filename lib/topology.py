@@ -41,8 +41,10 @@ from itertools import product
 
 import networkx as nx
 import numpy as np
+import pandas as pd
 import torch
 
+from . import dynamics
 from .checks import check_positive
 from .fixed_points import FixedPoints, cell_map
 
@@ -395,3 +397,115 @@ def cdi_distance(a, b) -> float:
         spec = np.nan_to_num(x.spectrum) - np.nan_to_num(y.spectrum)
         out.append(np.mean(prof) + np.sqrt(np.mean(spec ** 2)))
     return float(np.mean(out))
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole populations (fixed points from lib.dynamics, shard by shard)
+
+
+def between_stable_points(spec, params: dict, fps: FixedPoints, config=None) -> FixedPoints:
+    """``fps`` plus the fixed points found by a second search started between stable points.
+
+    Saddles that mediate transitions sit between the stable points they connect, where task
+    trials spend only a step or two, so a search started from visited states can miss some. The
+    second search starts from the midpoints of every pair of stable points of each network
+    (plus the search's noise); points it finds within ``tol_unique`` of a known one are dropped.
+    """
+    from .fixed_points import FixedPointConfig, find_fixed_points
+    config = config or FixedPointConfig(n_init=128)
+    n = params["W"].shape[0]
+    mids = []
+    for i in range(n):
+        st = fps.points[(fps.net == i) & (fps.n_unstable == 0)]
+        a, b = np.triu_indices(len(st), 1)
+        mids.append((st[a] + st[b]) / 2 if len(a) else fps.points[fps.net == i][:1])
+    width = max(max(len(m) for m in mids), 1)
+    seeds = np.stack([np.resize(m, (width, fps.points.shape[1])) if len(m) else
+                      np.zeros((width, fps.points.shape[1])) for m in mids])
+    extra = find_fixed_points(spec, params, np.array(fps.inputs), torch.as_tensor(seeds), config)
+    d = np.linalg.norm(extra.points[:, None] - fps.points[None], axis=-1)
+    known = ((d < config.tol_unique) & (extra.net[:, None] == fps.net[None])).any(1)
+    return concat(fps, extra.subset(~known))
+
+
+def concat(a: FixedPoints, b: FixedPoints) -> FixedPoints:
+    """Points of two searches of the same networks and inputs, ``a``'s first."""
+    from dataclasses import fields
+    return FixedPoints(**{f.name: a.inputs if f.name == "inputs" else
+                          np.concatenate([getattr(a, f.name), getattr(b, f.name)])
+                          for f in fields(FixedPoints)})
+
+
+def flipflop_population(nets, task, fp_config, orbit: OrbitConfig = OrbitConfig()):
+    """Fixed-point graph of every network (``pop.included()`` order) of a flip-flop population.
+
+    Returns
+    -------
+    graphs : list of DiGraph, one per network.
+    table : DataFrame, one row per network: arch, activation, label, points by number of
+        unstable modes, ``canonical_points`` (8 stable points at the 8 codes, lib.dynamics) and
+        ``matches`` (stable points and 1-saddles form the canonical graph).
+    """
+    graphs, tables = [], []
+    for g in dynamics.groups(nets):
+        fps, _, _ = dynamics.flipflop(g, task, fp_config)
+        fps = between_stable_points(g.spec, g.params, fps)
+        codes = dynamics.readout_points(g.spec, g.params, fps)
+        graphs += flipflop_graphs(g.spec, g.params, fps, orbit)
+        tables.append(dynamics.flipflop_table(g, fps, codes))
+    table = pd.concat(tables, ignore_index=True)
+    table["matches"] = [matches_canonical(G, task.n_out) for G in graphs]
+    table = table.rename(columns={"canonical": "canonical_points"})
+    return graphs, table
+
+
+def sine_population(nets, task, fp_config, freqs=None):
+    """:class:`SineTopology` of every network of a sine-wave population, and a table.
+
+    The fixed point of each (network, command) is the one :func:`lib.dynamics.sine` picks (the
+    point nearest the centre of the trajectory); ``freqs`` are the command indices analysed
+    (default all). Returns (topologies, per-network DataFrame with the correlation of predicted
+    and commanded frequency, the fraction of limit cycles and of unstable foci).
+    """
+    freqs = np.arange(task.n_freqs) if freqs is None else np.asarray(freqs)
+    tops, rows = [], []
+    for g in dynamics.groups(nets):
+        df, fps, best, _ = dynamics.sine(g, task, fp_config, freqs)
+        J = len(freqs)
+        lam = np.where(best[:, None] >= 0, fps.eigvals[np.maximum(best, 0)], np.nan)
+        for k in range(len(g.nets)):
+            tops.append(sine_topology(task.omegas[freqs], lam[k * J:(k + 1) * J]))
+            d = df[df.net == k]
+            ok = np.isfinite(d.omega_pred)
+            r = np.corrcoef(d.omega[ok], d.omega_pred[ok])[0, 1] if ok.sum() > 2 else np.nan
+            rows.append(dict(arch=g.spec.arch, activation=g.spec.activation, label=g.label,
+                             freq_corr=r, limit_cycles=float(d.limit_cycle.mean()),
+                             unstable_focus=float(np.mean(tops[-1].kind == KINDS.index("unstable focus")))))
+    return tops, pd.DataFrame(rows)
+
+
+def cdi_population(nets, task, fp_config, k: int = 10, n_bins: int = 5):
+    """Line attractors of every network of a CDI population: one per context.
+
+    Slow points come from :func:`lib.dynamics.cdi` (context cue alone as input), searched with
+    ``fp_config`` (use it without the Newton polish, which would slide points along an
+    approximate line attractor to its few exact fixed points). Returns (list of [LineAttractor, LineAttractor] per network,
+    per-network DataFrame with ``n_slow`` and the integrating eigenvalue per context).
+    """
+    lines, tables = [], []
+    for g in dynamics.groups(nets):
+        table, _, _, found = dynamics.cdi(g, task, fp_config, n_modes=k)
+        per_ctx = []
+        for c in (0, 1):
+            fps = found[c][0]
+            y = dynamics.readout_points(g.spec, g.params, fps)[:, 0]
+            per_ctx.append([line_attractor(y[fps.net == i], fps.eigvals[fps.net == i],
+                                           fps.n_unstable[fps.net == i], k, n_bins)
+                            for i in range(len(g.nets))])
+        lines += [list(pair) for pair in zip(*per_ctx)]
+        tables.append(table.pivot_table(index=["net", "arch", "activation", "label"],
+                                        columns="context", values=["n_slow", "lam_int"],
+                                        dropna=False).reset_index())
+    table = pd.concat(tables, ignore_index=True)
+    table.columns = ["_".join(str(c) for c in col if c != "") for col in table.columns]
+    return lines, table

@@ -168,3 +168,15 @@ def test_line_attractor_summary_and_distance():
     assert topo.cdi_distance([a, a], [b, a]) == pytest.approx(0.25 / 2)
     empty = topo.line_attractor([], np.zeros((0, 4)), [], k=4, n_bins=4)
     assert topo.cdi_distance([empty], [empty]) == 0.0 and topo.cdi_distance([a], [empty]) > 1
+
+
+def test_search_between_stable_points_finds_the_saddles_trials_miss():
+    spec, p, _ = bits_net([2.0, 2.5])
+    corners = np.array(list(product([-1.0, 1.0], repeat=2))) * [H_STAR[2.0], H_STAR[2.5]]
+    visited = torch.as_tensor(np.repeat(corners, 8, axis=0))[None]  # only the stable corners
+    fp = find_fixed_points(spec, p, np.zeros(2), visited,
+                           FixedPointConfig(n_init=64, init_noise=0.01))
+    assert sorted(fp.n_unstable) == [0, 0, 0, 0]
+    more = topo.between_stable_points(spec, p, fp)
+    assert sorted(more.n_unstable) == [0] * 4 + [1] * 4 + [2]  # edges' midpoints and the centre
+    assert topo.matches_canonical(topo.flipflop_graphs(spec, p, more)[0], n_bits=2)

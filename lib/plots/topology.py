@@ -1,0 +1,110 @@
+"""Panels of the universality chapter: fixed-point graphs, frequency curves, topology statistics."""
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from . import ARCH_COLORS
+
+UNSTABLE_COLORS = ("#1a9850", "#fdae61", "#d73027", "#762a83")  # 0, 1, 2, 3+ unstable modes
+
+
+def cube_xy(code: str) -> np.ndarray:
+    """2-D oblique projection [2] of an output code (``"+-0"``) seen as a corner of the cube."""
+    v = np.array([{"+": 1.0, "-": -1.0}.get(c, 0.0) for c in code] + [0.0] * 3)[:3]
+    return np.array([v[0] + 0.45 * v[2], v[1] + 0.3 * v[2]])
+
+
+def graph_layout(G: nx.DiGraph) -> dict:
+    """Positions {node: [2]}: stable points at their code's corner, saddles between their ends.
+
+    A saddle sits at the mean of the points its orbits reach (its own code if it reaches none),
+    so a network with the canonical topology draws as the cube of codes with a saddle on each edge.
+    """
+    pos = {p: cube_xy(d["code"]) for p, d in G.nodes(data=True) if d["n_unstable"] == 0}
+    for p in sorted(G, key=lambda p: G.nodes[p]["n_unstable"]):
+        if p not in pos:
+            ends = [pos[q] for q in G.successors(p) if q in pos]
+            pos[p] = np.mean(ends, axis=0) if ends else cube_xy(G.nodes[p]["code"])
+    return pos
+
+
+def fixed_point_graph(ax, G: nx.DiGraph, title: str = "", labels: bool = True):
+    """Draw a labelled fixed-point graph; nodes coloured by their number of unstable modes."""
+    pos = graph_layout(G)
+    colors = [UNSTABLE_COLORS[min(u, 3)] for _, u in G.nodes(data="n_unstable")]
+    nx.draw_networkx_edges(G, pos, ax=ax, edge_color="0.6", arrows=True, arrowsize=6, width=0.8,
+                           node_size=60)
+    nx.draw_networkx_nodes(G, pos, ax=ax, node_color=colors, node_size=60, edgecolors="k",
+                           linewidths=0.4)
+    if labels:
+        stable = {p: d["label"] for p, d in G.nodes(data=True) if d["n_unstable"] == 0}
+        offset = {p: xy + [0, 0.16] for p, xy in pos.items()}
+        nx.draw_networkx_labels(G, offset, labels=stable, ax=ax, font_size=6)
+    ax.set_title(title, fontsize=8)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return ax
+
+
+def unstable_legend(ax):
+    """Legend of the node colours."""
+    for u, c in enumerate(UNSTABLE_COLORS):
+        ax.scatter([], [], color=c, edgecolors="k", linewidths=0.4, s=25,
+                   label=f"{u}{'+' if u == 3 else ''} unstable" if u else "stable")
+    ax.legend(fontsize=6, frameon=False, loc="lower right")
+    return ax
+
+
+def match_bars(ax, table, column: str = "matches", label: str = "fraction matching"):
+    """Fraction of networks with ``column`` true per architecture x activation (bars)."""
+    frac = table.groupby(["arch", "activation"], sort=False)[column].mean()
+    x = np.arange(len(frac))
+    ax.bar(x, frac.to_numpy(), color=[ARCH_COLORS[a] for a, _ in frac.index],
+           hatch=None, edgecolor="k", linewidth=0.4)
+    ax.set_xticks(x, [f"{a}\n{b}" for a, b in frac.index], fontsize=6)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(label)
+    return ax
+
+
+def frequency_curves(ax, omegas, predicted, archs, alpha: float = 0.5):
+    """Predicted [N, J] against commanded [J] frequency, one line per network, colour = arch."""
+    for pred, arch in zip(predicted, archs):
+        ax.plot(omegas, pred, color=ARCH_COLORS[arch], lw=0.7, alpha=alpha)
+    ax.plot(omegas, omegas, "k--", lw=1, label="identity")
+    for arch in dict.fromkeys(archs):
+        ax.plot([], [], color=ARCH_COLORS[arch], label=arch)
+    ax.set_xlabel("commanded ω (rad / step)")
+    ax.set_ylabel("predicted ω, |arg λ|")
+    ax.legend(fontsize=6, frameon=False)
+    return ax
+
+
+def spectra(ax, spectra_by_arch: dict):
+    """Mean +- s.e.m. of sorted eigenvalue moduli {arch: [N, k]}."""
+    for arch, s in spectra_by_arch.items():
+        k = np.arange(1, s.shape[1] + 1)
+        m, e = s.mean(0), s.std(0) / np.sqrt(max(len(s), 1))
+        ax.errorbar(k, m, yerr=e, color=ARCH_COLORS[arch], label=arch, lw=1, capsize=2)
+    ax.axhline(1, color="0.5", lw=0.6, ls=":")
+    ax.set_xlabel("mode (sorted by |λ|)")
+    ax.set_ylabel("|λ|")
+    ax.legend(fontsize=6, frameon=False)
+    return ax
+
+
+def accuracy_bars(ax, stats, chance_col: str = "chance"):
+    """1-NN accuracy of predicting architecture per task and distance (grouped bars), with chance."""
+    tasks, metrics = list(dict.fromkeys(stats["task"])), list(dict.fromkeys(stats["distance"]))
+    width = 0.8 / len(metrics)
+    for i, metric in enumerate(metrics):
+        rows = stats[stats["distance"] == metric].set_index("task").loc[tasks]
+        x = np.arange(len(tasks)) + (i - (len(metrics) - 1) / 2) * width
+        ax.bar(x, rows["nn_accuracy"], width, label=metric, color=f"C{i}", edgecolor="k", lw=0.4)
+        ax.hlines(rows[chance_col], x - width / 2, x + width / 2, color="k", lw=1.2)
+    ax.set_xticks(np.arange(len(tasks)), tasks, fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("1-NN accuracy (architecture)")
+    ax.legend(fontsize=7, frameon=False)
+    return ax
