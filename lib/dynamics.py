@@ -123,7 +123,7 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
     # The point sits inside the limit cycle: start near each trajectory's centroid, and from
     # visited states for the slow, short trials whose centroid is off-centre.
     ref = vis.double()
-    init = torch.cat([fp.initial_states(ref.mean(1, keepdim=True), config),
+    init = torch.cat([fp.initial_states(ref[:, T // 2:].mean(1, keepdim=True), config),
                       fp.initial_states(ref, config)], dim=1)
     fps = fp.find_fixed_points(group.spec, rep, x, vis, config, init=init)
     best = _central_points(fps, vis.numpy(), n * J)
@@ -133,7 +133,7 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
     for k in range(n * J):
         m = best[k]
         lam = fps.eigvals[m] if m >= 0 else np.full(S, np.nan + 0j)
-        cplx = lam[np.abs(lam.imag) > 1e-9]
+        cplx = lam[np.abs(lam.imag) > 1e-6]
         top = cplx[np.argmax(np.abs(cplx))] if len(cplx) else np.nan + 0j
         rows.append(dict(arch=group.spec.arch, activation=group.spec.activation, label=group.label,
                          net=k // J, freq=freqs[k % J], omega=task.omegas[freqs[k % J]],
@@ -146,13 +146,20 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
 
 
 def _central_points(fps, vis, n_pairs):
-    """Index [n_pairs] of the point nearest each trajectory's centroid (-1 if none)."""
-    centre = vis.mean(1)
+    """Index [n_pairs] of each pair's point inside its limit cycle (-1 if none found).
+
+    The centre of a limit cycle is an unstable spiral, so points with an unstable complex pair
+    come first; among them, the one nearest the centroid of the trajectory's second half
+    (after the transient from the zero state).
+    """
+    centre = vis[:, vis.shape[1] // 2:].mean(1)
+    spiral = ((np.abs(fps.eigvals) > 1) & (np.abs(fps.eigvals.imag) > 1e-6)).any(1)
     out = np.full(n_pairs, -1)
     for k in range(n_pairs):  # one argmin per pair; the search itself is batched
         m = np.flatnonzero(fps.net == k)
         if len(m):
-            out[k] = m[np.argmin(np.linalg.norm(fps.points[m] - centre[k], axis=1))]
+            d = np.linalg.norm(fps.points[m] - centre[k], axis=1) + 1e6 * ~spiral[m]
+            out[k] = m[np.argmin(d)]
     return out
 
 
