@@ -6,6 +6,7 @@ Criteria (stated here once, shown in the book next to the table):
   above chance with permutation p < ``alpha``;
 * *topology is universal* (per task): the topology 1-NN accuracy of architecture is not
   significant (p >= ``alpha``); "partly" when it is significant but below the SVCCA accuracy;
+  the same for the structure term alone where the statistics give it (``"structure only"``);
 * *the flip-flop graph is shared*: at least half of the networks match the canonical graph
   ("partly" if any does);
 * *the linearisation predicts the frequency*: every architecture's median correlation between
@@ -53,6 +54,12 @@ def clustering_rows(stats: pd.DataFrame, alpha: float = ALPHA) -> list[dict]:
                          f"{tp.nn_accuracy:.2f} (p={tp.p_value:.3f})",
                          f"chance {tp.chance:.2f}; SVCCA {sv.nn_accuracy:.2f}", tp.n,
                          verdict(tp.p_value >= alpha, partly=tp.nn_accuracy < sv.nn_accuracy)))
+        if (task, "structure only", "arch") in stats.index:
+            st = stats.loc[(task, "structure only", "arch")]
+            rows.append(_row("2. ... the fixed points' structure alone (no linearisation)", task,
+                             "1-NN accuracy, permutation p",
+                             f"{st.nn_accuracy:.2f} (p={st.p_value:.3f})", f"chance {st.chance:.2f}",
+                             st.n, verdict(st.p_value >= alpha, partly=st.nn_accuracy < sv.nn_accuracy)))
     return rows
 
 

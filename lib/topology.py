@@ -45,7 +45,7 @@ import pandas as pd
 import torch
 
 from . import dynamics
-from .checks import check_positive
+from .checks import check_choice, check_positive
 from .fixed_points import FixedPoints, cell_map
 
 
@@ -316,7 +316,7 @@ class SineTopology:
     predicted: np.ndarray
 
 
-def sine_topology(omegas, eigvals, tol_complex: float = 1e-9) -> SineTopology:
+def sine_topology(omegas, eigvals, tol_complex: float = 1e-6) -> SineTopology:
     """Topology from the eigenvalues [J, S] (decreasing modulus; nan rows: no point found)."""
     lam = np.asarray(eigvals, dtype=complex)
     found = np.all(np.isfinite(lam), axis=1)
@@ -330,17 +330,22 @@ def sine_topology(omegas, eigvals, tol_complex: float = 1e-9) -> SineTopology:
     return SineTopology(np.asarray(omegas, float), kind, n_unstable, predicted)
 
 
-def sine_distance(a: SineTopology, b: SineTopology) -> float:
+PARTS = ("all", "structure", "linear")
+
+
+def sine_distance(a: SineTopology, b: SineTopology, part: str = "all") -> float:
     """Topology plus linearisation: ``mismatch + rms_error``, each in [0, ~1].
 
-    ``mismatch`` is the fraction of command frequencies whose fixed points are of different
-    kinds; ``rms_error`` is the root-mean-square difference of the predicted frequencies,
-    divided by the range of commanded frequencies (a missing prediction counts as 0 rad/step).
+    ``mismatch`` (``part="structure"``) is the fraction of command frequencies whose fixed
+    points are of different kinds; ``rms_error`` (``part="linear"``) is the root-mean-square
+    difference of the predicted frequencies, divided by the range of commanded frequencies (a
+    missing prediction counts as 0 rad/step).
     """
+    check_choice("part", part, PARTS)
     mismatch = np.mean(a.kind != b.kind)
     diff = np.nan_to_num(a.predicted) - np.nan_to_num(b.predicted)
-    scale = max(np.ptp(a.omegas), 1e-12)
-    return float(mismatch + np.sqrt(np.mean(diff ** 2)) / scale)
+    rms = np.sqrt(np.mean(diff ** 2)) / max(np.ptp(a.omegas), 1e-12)
+    return float({"all": mismatch + rms, "structure": mismatch, "linear": rms}[part])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,19 +388,23 @@ def line_attractor(readout, eigvals, n_unstable, k: int = 10, n_bins: int = 5) -
     return LineAttractor(readout[order], np.asarray(n_unstable)[order], profile, spectrum)
 
 
-def cdi_distance(a, b) -> float:
+def cdi_distance(a, b, part: str = "all") -> float:
     """Mean over contexts of ``|profile_a - profile_b|`` (mean) plus the RMS spectrum difference.
+
+    ``part="structure"`` keeps the profile term only, ``part="linear"`` the spectrum term only.
 
     ``a``, ``b`` : sequences of :class:`LineAttractor`, one per context. A context without
     slow points has nan summaries: against a context with points they count as the largest
     profile difference (1) and a zero spectrum; two such contexts do not differ.
     """
+    check_choice("part", part, PARTS)
     out = []
     for x, y in zip(a, b):
         both = np.isnan(x.profile) & np.isnan(y.profile)
         prof = np.where(both, 0.0, np.nan_to_num(np.abs(x.profile - y.profile), nan=1.0))
         spec = np.nan_to_num(x.spectrum) - np.nan_to_num(y.spectrum)
-        out.append(np.mean(prof) + np.sqrt(np.mean(spec ** 2)))
+        terms = {"structure": np.mean(prof), "linear": np.sqrt(np.mean(spec ** 2))}
+        out.append(terms[part] if part in terms else sum(terms.values()))
     return float(np.mean(out))
 
 

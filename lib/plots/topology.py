@@ -52,7 +52,7 @@ def unstable_legend(ax):
     for u, c in enumerate(UNSTABLE_COLORS):
         ax.scatter([], [], color=c, edgecolors="k", linewidths=0.4, s=25,
                    label=f"{u}{'+' if u == 3 else ''} unstable" if u else "stable")
-    ax.legend(fontsize=6, frameon=False, loc="lower right")
+    ax.legend(fontsize=6, frameon=False, loc="upper left", bbox_to_anchor=(0, 0), ncols=2)
     return ax
 
 
@@ -62,7 +62,7 @@ def match_bars(ax, table, column: str = "matches", label: str = "fraction matchi
     x = np.arange(len(frac))
     ax.bar(x, frac.to_numpy(), color=[ARCH_COLORS[a] for a, _ in frac.index],
            hatch=None, edgecolor="k", linewidth=0.4)
-    ax.set_xticks(x, [f"{a}\n{b}" for a, b in frac.index], fontsize=6)
+    ax.set_xticks(x, [f"{a} {b}" for a, b in frac.index], fontsize=6, rotation=60, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel(label)
     return ax
@@ -85,7 +85,8 @@ def spectra(ax, spectra_by_arch: dict):
     """Mean +- s.e.m. of sorted eigenvalue moduli {arch: [N, k]}."""
     for arch, s in spectra_by_arch.items():
         k = np.arange(1, s.shape[1] + 1)
-        m, e = s.mean(0), s.std(0) / np.sqrt(max(len(s), 1))
+        n = np.sum(np.isfinite(s), axis=0)  # networks with slow points in that context
+        m, e = np.nanmean(s, 0), np.nanstd(s, 0) / np.sqrt(np.maximum(n, 1))
         ax.errorbar(k, m, yerr=e, color=ARCH_COLORS[arch], label=arch, lw=1, capsize=2)
     ax.axhline(1, color="0.5", lw=0.6, ls=":")
     ax.set_xlabel("mode (sorted by |λ|)")
