@@ -68,6 +68,21 @@ def flipflop(group: Group, task, config: fp.FixedPointConfig, n_trials: int = 16
     return fps, visited.numpy(), readout_points(group.spec, group.params, fps)
 
 
+def code_retention(group: Group, task, n_hold: int = 500, n_trials: int = 64) -> np.ndarray:
+    """[n] fraction of probe trials whose output code survives ``n_hold`` steps of zero input.
+
+    Starts from each trial's final state; a network that stores the bits in stable fixed points
+    keeps them, one that relies on slow transients loses them.
+    """
+    trials = task.probe(n_trials)
+    with torch.no_grad():
+        s = models.unroll(group.spec, group.params, torch.as_tensor(trials.inputs)[None])[:, :, -1]
+        x = torch.zeros(1, n_trials, n_hold, task.n_in)
+        late = models.unroll(group.spec, group.params, x, s)[:, :, -1]
+        y0, y1 = (models.readout(group.spec, group.params, z) for z in (s, late))
+    return (torch.sign(y0) == torch.sign(y1)).all(-1).double().mean(1).numpy()
+
+
 def flipflop_table(group: Group, fps: fp.FixedPoints, codes: np.ndarray, tol_q: float = 1e-12):
     """One row per network: points by number of unstable modes, stable codes held, canonical.
 
@@ -272,14 +287,16 @@ def _cos(a, b) -> float:
 
 
 def run_flipflop(nets, task, config: fp.FixedPointConfig):
-    """Flip-flop analysis of all networks: (table per network, {label: example})
+    """Flip-flop analysis of all networks: (table per network, {label: example}).
+
+    The table is :func:`flipflop_table` plus ``retention`` (:func:`code_retention`).
 
     An example is (visited [V, S], points [M, S], n_unstable [M]) of a group's first network.
     """
     tables, examples = [], {}
     for g in groups(nets):
         fps, vis, codes = flipflop(g, task, config)
-        tables.append(flipflop_table(g, fps, codes))
+        tables.append(flipflop_table(g, fps, codes).assign(retention=code_retention(g, task)))
         first = fps.of(0)
         examples[g.label] = (vis[0], first.points, first.n_unstable)
     return pd.concat(tables, ignore_index=True), examples

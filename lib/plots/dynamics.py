@@ -55,17 +55,18 @@ def stability_counts(ax, table):
     return ax
 
 
-def frequency_prediction(ax, df):
+def frequency_prediction(ax, df, top: float = 1.2):
     """Linearised vs commanded frequency, all networks, coloured by architecture.
 
+    Predictions above ``top`` are drawn at ``top`` (outliers near pi would flatten the plot).
     df: rows per network x frequency with ``arch``, ``activation``, ``omega``, ``omega_pred``.
     """
     for (arch, act), d in df.groupby(["arch", "activation"], sort=False):
-        ax.scatter(d.omega, d.omega_pred, s=8, alpha=0.6, color=ARCH_COLORS[arch],
+        ax.scatter(d.omega, np.minimum(d.omega_pred, top), s=8, alpha=0.6, color=ARCH_COLORS[arch],
                    marker=ACT_MARKERS[act], label=f"{arch}-{act}", lw=0)
     lim = [0, max(df.omega.max(), 0.7)]
     ax.plot(lim, lim, color="0.4", lw=0.8, ls="--")
-    ax.set_ylim(0, min(np.nanmax(df.omega_pred.to_numpy(), initial=1.0) * 1.05, np.pi))
+    ax.set_ylim(0, top * 1.03)
     ax.set_xlabel("commanded ω (rad/step)")
     ax.set_ylabel("linearised ω = |arg λ| (rad/step)")
     return ax
