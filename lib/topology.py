@@ -36,7 +36,7 @@ between networks are given in :func:`sine_distance` and :func:`cdi_distance`.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from itertools import product
 
 import networkx as nx
@@ -46,7 +46,7 @@ import torch
 
 from . import dynamics
 from .checks import check_choice, check_positive
-from .fixed_points import FixedPoints, cell_map
+from .fixed_points import FixedPointConfig, FixedPoints, cell_map, find_fixed_points
 
 
 @dataclass(frozen=True)
@@ -412,7 +412,8 @@ def cdi_distance(a, b, part: str = "all") -> float:
 # Whole populations (fixed points from lib.dynamics, shard by shard)
 
 
-def between_stable_points(spec, params: dict, fps: FixedPoints, config=None) -> FixedPoints:
+def between_stable_points(spec, params: dict, fps: FixedPoints,
+                          config: FixedPointConfig | None = None) -> FixedPoints:
     """``fps`` plus the fixed points found by a second search started between stable points.
 
     Saddles that mediate transitions sit between the stable points they connect, where task
@@ -420,7 +421,6 @@ def between_stable_points(spec, params: dict, fps: FixedPoints, config=None) -> 
     second search starts from the midpoints of every pair of stable points of each network
     (plus the search's noise); points it finds within ``tol_unique`` of a known one are dropped.
     """
-    from .fixed_points import FixedPointConfig, find_fixed_points
     config = config or FixedPointConfig(n_init=128)
     n = params["W"].shape[0]
     mids = []
@@ -439,7 +439,6 @@ def between_stable_points(spec, params: dict, fps: FixedPoints, config=None) -> 
 
 def concat(a: FixedPoints, b: FixedPoints) -> FixedPoints:
     """Points of two searches of the same networks and inputs, ``a``'s first."""
-    from dataclasses import fields
     return FixedPoints(**{f.name: a.inputs if f.name == "inputs" else
                           np.concatenate([getattr(a, f.name), getattr(b, f.name)])
                           for f in fields(FixedPoints)})
@@ -458,7 +457,7 @@ def flipflop_population(nets, task, fp_config, orbit: OrbitConfig = OrbitConfig(
     graphs, tables = [], []
     for g in dynamics.groups(nets):
         fps, _, _ = dynamics.flipflop(g, task, fp_config)
-        fps = between_stable_points(g.spec, g.params, fps)
+        fps = between_stable_points(g.spec, g.params, fps, replace(fp_config, n_init=128))
         codes = dynamics.readout_points(g.spec, g.params, fps)
         graphs += flipflop_graphs(g.spec, g.params, fps, orbit)
         tables.append(dynamics.flipflop_table(g, fps, codes))
