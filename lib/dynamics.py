@@ -152,7 +152,7 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
         top = cplx[np.argmax(np.abs(cplx))] if len(cplx) else np.nan + 0j
         rows.append(dict(arch=group.spec.arch, activation=group.spec.activation, label=group.label,
                          net=k // J, freq=freqs[k % J], omega=task.omegas[freqs[k % J]],
-                         omega_pred=abs(np.angle(top)), radius=abs(top),
+                         omega_pred=np.abs(np.angle(top)), radius=np.abs(top),
                          q=fps.q[m] if m >= 0 else np.nan, winding=cycle[0][k],
                          amplitude=cycle[1][k]))
     df = pd.DataFrame(rows)
@@ -248,7 +248,7 @@ def cdi(group: Group, task, config: fp.FixedPointConfig, n_trials: int = 32, n_m
             if len(m):
                 rep = m[np.argmin(np.linalg.norm(fps.points[m] - vis[k].mean(0).numpy(), axis=1))]
                 row.update(_integrator(group, fps, rep, x, c, task.n_time, ablation[k, c]))
-                spectra[k, c] = np.abs(fps.eigvals[rep, :n_modes])
+                spectra[k, c, :min(n_modes, S)] = np.abs(fps.eigvals[rep, :n_modes])
                 row["line_var"] = _line_fraction(fps.points[m])
             rows.append(row)
     return pd.DataFrame(rows), spectra, ablation, found

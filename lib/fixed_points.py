@@ -223,9 +223,10 @@ def find(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None,
     s, valid = compact(s, unique(s, q, torch.isfinite(q), config.tol_merge))
     s, q = polish(F, s, config.newton_iters)
     ok = valid & (q <= config.tol_keep) & ~outliers(s, ref, config.outlier_scale)
-    keep = unique(s, q, ok & torch.isfinite(q), config.tol_unique)
-    net, idx = keep.nonzero(as_tuple=True)
-    J = jacobians(F, s)[net, idx]  # all networks in one call (F needs the [N, B] layout)
+    J = jacobians(F, s)  # all networks in one call (F needs the [N, B] layout)
+    ok &= torch.isfinite(q) & torch.isfinite(J).flatten(2).all(-1)  # diverging untrained nets
+    net, idx = unique(s, q, ok, config.tol_unique).nonzero(as_tuple=True)
+    J = J[net, idx]
     inputs = np.zeros((ref.shape[0], 0)) if inputs is None else np.asarray(inputs, np.float64)
     return classify(s[net, idx], net, q[net, idx], J, config.tol_unstable, inputs)
 
