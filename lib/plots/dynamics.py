@@ -47,7 +47,8 @@ def stability_counts(ax, table):
     mean = table.groupby("label", sort=False)[[f"unstable_{u}" for u in range(4)]].mean()
     bottom = np.zeros(len(mean))
     for u, col in enumerate(mean.columns):
-        ax.bar(mean.index, mean[col], bottom=bottom, color=UNSTABLE_COLORS[u], label=col.replace("_", " "))
+        ax.bar(mean.index, mean[col], bottom=bottom, color=UNSTABLE_COLORS[u],
+               label="stable" if u == 0 else f"{u} unstable")
         bottom += mean[col].to_numpy()
     ax.axhline(8, color="0.5", lw=0.8, ls="--")
     ax.set_ylabel("fixed points per network")
