@@ -511,6 +511,7 @@ def cdi_population(nets, task, fp_config, k: int = 10, n_bins: int = 5):
                                            fps.n_unstable[fps.net == i], k, n_bins)
                             for i in range(len(g.nets))])
         lines += [list(pair) for pair in zip(*per_ctx)]
+        table = table.reindex(columns=table.columns.union(["n_slow", "lam_int"], sort=False))
         tables.append(table.pivot_table(index=["net", "arch", "activation", "label"],
                                         columns="context", values=["n_slow", "lam_int"],
                                         dropna=False).reset_index())
