@@ -305,16 +305,17 @@ def run_flipflop(nets, task, config: fp.FixedPointConfig):
 def run_sine(nets, task, config: fp.FixedPointConfig, freqs=None):
     """Sine-wave analysis of all networks: (table per network x frequency, {label: example}).
 
-    An example is (trajectory [T, S], fixed point [S]) of a group's first network at the
-    middle analysed frequency.
+    An example is (trajectory [T, S], fixed point [S]) at the middle analysed frequency, from
+    the group's first network where a point was found.
     """
     tables, examples = [], {}
     for g in groups(nets):
         df, fps, best, vis = sine(g, task, config, freqs)
         tables.append(df)
-        k = len(vis) // len(g.nets) // 2
-        if best[k] >= 0:
-            examples[g.label] = (vis[k], fps.points[best[k]])
+        J = len(vis) // len(g.nets)
+        found = [n * J + J // 2 for n in range(len(g.nets)) if best[n * J + J // 2] >= 0]
+        if found:  # the first network with a point at the middle frequency
+            examples[g.label] = (vis[found[0]], fps.points[best[found[0]]])
     return pd.concat(tables, ignore_index=True), examples
 
 

@@ -163,3 +163,13 @@ def test_unique_equals_sequential_greedy():
                 ref[i] = True
         np.testing.assert_array_equal(kept[n].numpy(), ref)
     assert 0 < kept.sum() < valid.sum()  # the tolerance merged some points, not all
+
+
+def test_input_jacobian_of_vanilla_at_origin_is_input_weights():
+    from lib.dynamics import input_jacobians
+    spec = models.CellSpec("vanilla", "tanh", n_in=3, n_hidden=4, n_out=1)
+    params = models.init_params(spec, [11])
+    params["b"] = torch.zeros_like(params["b"])  # tanh'(0) = 1: dF/dx = U^T at s = 0, x = 0
+    B = input_jacobians(spec, params, torch.zeros(1, 2, 4), np.zeros((1, 3)))
+    for b in range(2):
+        torch.testing.assert_close(B[0, b], params["U"][0].T.double())

@@ -74,8 +74,11 @@ def frequency_prediction(ax, df, top: float = 1.2):
 
 
 def limit_cycle(ax, states, point):
-    """A trajectory [T, S] and its fixed point [S] in the trajectory's top-2 PCA plane."""
-    mean, axes = pca(states, 2)
+    """A trajectory [T, S] and its fixed point [S] in the top-2 PCA plane of its second half.
+
+    The plane is fitted after the transient from the zero state, so that it is the cycle's.
+    """
+    mean, axes = pca(states[len(states) // 2:], 2)
     z, p = (states - mean) @ axes, (point - mean) @ axes
     ax.plot(*z.T, lw=0.8, color="0.3")
     ax.plot(*p, "x", color="#e41a1c", ms=7, mew=2)
