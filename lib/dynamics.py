@@ -152,7 +152,7 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
         top = cplx[np.argmax(np.abs(cplx))] if len(cplx) else np.nan + 0j
         rows.append(dict(arch=group.spec.arch, activation=group.spec.activation, label=group.label,
                          net=k // J, freq=freqs[k % J], omega=task.omegas[freqs[k % J]],
-                         omega_pred=np.abs(np.angle(top)), radius=np.abs(top),
+                         omega_pred=float(np.abs(np.angle(top))), radius=float(np.abs(top)),
                          q=fps.q[m] if m >= 0 else np.nan, winding=cycle[0][k],
                          amplitude=cycle[1][k]))
     df = pd.DataFrame(rows)

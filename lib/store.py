@@ -1,7 +1,8 @@
 """Content-addressed disk cache of trained shards, with atomic writes and resumable training.
 
-A shard is stored as ``<key>.npz`` (plain arrays plus a JSON header; loaded with
-``allow_pickle=False``) beside ``<key>.sha256``. The key hashes the shard's canonical
+A shard is stored as one file ``<key>.npz``: plain arrays plus a JSON header that carries a
+SHA-256 digest of the arrays, written with a single atomic rename and loaded with
+``allow_pickle=False``. The key hashes the shard's canonical
 configuration and the source of the modules that determine training, so editing an analysis
 module keeps the cache while editing a model or the trainer retrains. A file whose checksum,
 schema or key does not match is rebuilt, never used. Training writes ``<key>.ckpt.npz``
@@ -55,8 +56,14 @@ def shard_key(cfg: ShardConfig, device: str = "cpu") -> str:
 
 # ---- atomic array files -----------------------------------------------------------------
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of the arrays, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -74,35 +81,32 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def save_arrays(path: Path, arrays: dict[str, np.ndarray], header: dict) -> None:
-    """Write arrays and a JSON header atomically, then their checksum beside them."""
+    """Write arrays and a JSON header (with their digest) to one file, atomically."""
     payload = {k: np.asarray(v) for k, v in arrays.items()}
-    payload["__header__"] = np.array(json.dumps({"schema": SCHEMA, **header}, sort_keys=True))
+    meta = {"schema": SCHEMA, **header, "digest": digest(payload)}
+    payload["__header__"] = np.array(json.dumps(meta, sort_keys=True))
     _atomic_write(path, lambda f: np.savez(f, **payload))
-    digest = _sha256(path).encode()
-    _atomic_write(path.with_suffix(".sha256"), lambda f: f.write(digest))
 
 
 def load_arrays(path: Path, key: str) -> tuple[dict[str, np.ndarray], dict]:
     """Read arrays written by :func:`save_arrays`; raise CacheError unless intact and current."""
-    check = path.with_suffix(".sha256")
-    if not path.exists() or not check.exists():
+    if not path.exists():
         raise CacheError(f"{path.name}: missing")
-    if _sha256(path) != check.read_text().strip():
-        raise CacheError(f"{path.name}: checksum mismatch")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
         header = json.loads(str(arrays.pop("__header__")))
-    except Exception as err:  # a truncated or foreign file
+    except Exception as err:  # a truncated, damaged or foreign file
         raise CacheError(f"{path.name}: unreadable ({err})") from err
     if header.get("schema") != SCHEMA or header.get("key") != key:
         raise CacheError(f"{path.name}: stale (schema or key differs)")
+    if header.get("digest") != digest(arrays):
+        raise CacheError(f"{path.name}: checksum mismatch")
     return arrays, header
 
 
 def remove(path: Path) -> None:
     path.unlink(missing_ok=True)
-    path.with_suffix(".sha256").unlink(missing_ok=True)
 
 
 # ---- shards -------------------------------------------------------------------------------

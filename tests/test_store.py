@@ -74,7 +74,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         store._atomic_write(path, crash)
     assert path.read_bytes() == old  # the previous version is intact
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npz", "x.sha256"]  # no temp left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]  # no temp left
     with pytest.raises(OSError):
         store._atomic_write(tmp_path / "new.npz", crash)
     assert not (tmp_path / "new.npz").exists()
@@ -91,9 +91,7 @@ def test_damaged_or_stale_file_is_rebuilt_with_a_warning(tmp_path, reference, da
     res, ref_root = reference
     key, final, _ = paths(tmp_path, config())
     tmp_path.mkdir(exist_ok=True)
-    for suffix in (".npz", ".sha256"):
-        final.with_suffix(suffix).write_bytes(paths(ref_root, config())[1].with_suffix(suffix)
-                                              .read_bytes())
+    final.write_bytes(paths(ref_root, config())[1].read_bytes())
     if damage == "flip":
         flip_bytes(final)
     elif damage == "truncate":
@@ -123,7 +121,6 @@ def test_loading_never_unpickles(tmp_path):
     marker, path = tmp_path / "pwned", tmp_path / "evil.npz"
     header = np.array('{"schema": %d, "key": "k"}' % store.SCHEMA)
     np.savez(path, __header__=header, params=np.array([Exploit(marker)], dtype=object))
-    path.with_suffix(".sha256").write_text(store._sha256(path))  # even with a valid checksum
     with pytest.raises(store.CacheError, match="unreadable.*pickle"):
         store.load_arrays(path, "k")
     assert not marker.exists()
@@ -179,11 +176,9 @@ def test_real_kill_and_resume_gives_the_same_weights(tmp_path):
     key, final, ckpt = paths(tmp_path, cfg)
     child = subprocess.Popen([sys.executable, "-c", CHILD.format(root=str(tmp_path))],
                              stderr=subprocess.PIPE)
-    # a checkpoint is complete once its checksum is written (killing between the two writes
-    # leaves a checkpoint that fails its checksum: it is then ignored and training restarts)
-    done = ckpt.with_suffix(".sha256")
+    # a checkpoint appears by one atomic rename, so once it exists it is complete
     deadline = time.monotonic() + 120
-    while not done.exists() and child.poll() is None and time.monotonic() < deadline:
+    while not ckpt.exists() and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     os.kill(child.pid, signal.SIGKILL)  # mid-training, at whatever step it has reached
     _, err = child.communicate()
