@@ -1,12 +1,10 @@
 """Fixed-point analyses of trained populations, one function per task.
 
 Networks are processed shard by shard (networks of a shard share a cell, so their fixed points
-are found in one batched search, :mod:`lib.fixed_points`). A :class:`Group` holds the included
+are found in one batched search, :mod:`lib.fixed_points`). A :class:`lib.population.Group` holds the included
 networks of one shard.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -14,28 +12,8 @@ import torch
 
 from . import fixed_points as fp
 from . import models
-
-
-@dataclass(frozen=True)
-class Group:
-    """Included networks of one shard: params [n, ...] and their labels."""
-
-    spec: models.CellSpec
-    params: dict
-    nets: tuple  # the lib.population.Network objects, in the order of the network axis
-
-    @property
-    def label(self) -> str:
-        return f"{self.spec.arch}-{self.spec.activation}"
-
-
-def groups(nets) -> list[Group]:
-    """Group networks (``pop.included()``) by shard, keeping their order."""
-    by_shard = {}
-    for n in nets:
-        by_shard.setdefault(id(n.shard), []).append(n)
-    return [Group(ns[0].spec, models.select(ns[0].shard.params, [n.index for n in ns]), tuple(ns))
-            for ns in by_shard.values()]
+from .geometry import PCA
+from .population import Group, groups  # noqa: F401  (groups is part of this module's API)
 
 
 def readout_points(spec: models.CellSpec, params: dict, fps: fp.FixedPoints) -> np.ndarray:
@@ -48,9 +26,8 @@ def readout_points(spec: models.CellSpec, params: dict, fps: fp.FixedPoints) -> 
 
 def pca(states: np.ndarray, k: int = 3):
     """Mean [S] and top-k principal axes [S, k] of states [V, S]."""
-    mean = states.mean(0)
-    _, _, vt = np.linalg.svd(states - mean, full_matrices=False)
-    return mean, vt[:k].T
+    fit = PCA(k).fit(states)
+    return fit.mean_, fit.components_.T
 
 
 # ------------------------------------------------------------------------------ flip-flop

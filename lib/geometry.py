@@ -16,14 +16,13 @@ dynamics chapters.
 """
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 import pandas as pd
 import torch
 
 from . import models
 from .checks import check_choice, check_positive
+from .population import groups
 
 STATES = ("h", "full")
 
@@ -46,19 +45,15 @@ def probe_states(networks, task, state: str = "h", n_trials: int | None = None) 
     check_choice("state", state, STATES)
     trials = task.probe() if n_trials is None else task.probe(n_trials)
     x = torch.as_tensor(trials.inputs)[None]  # [1, B, T, I]: same trials for every network
-    groups = defaultdict(list)  # shard identity -> positions in ``networks``
-    for pos, net in enumerate(networks):
-        groups[id(net.shard)].append(pos)
+    position = {id(net): i for i, net in enumerate(networks)}
     out = [None] * len(networks)
-    for positions in groups.values():
-        shard = networks[positions[0]].shard
-        params = models.select(shard.params, [networks[p].index for p in positions])
+    for g in groups(networks):
         with torch.no_grad():
-            s = models.unroll(shard.spec, params, x)  # [n, B, T, S]
+            s = models.unroll(g.spec, g.params, x)  # [n, B, T, S]
         if state == "h":
-            s = s[..., :shard.spec.n_hidden]
-        for p, arr in zip(positions, s.double().numpy()):
-            out[p] = arr
+            s = s[..., :g.spec.n_hidden]
+        for net, arr in zip(g.nets, s.double().numpy()):
+            out[position[id(net)]] = arr
     return out
 
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from . import models, store
@@ -41,6 +40,28 @@ class Network:
     @property
     def label(self) -> str:
         return f"{self.spec.arch}-{self.spec.activation}"
+
+
+@dataclass(frozen=True)
+class Group:
+    """Networks of one shard, batched: params [n, ...] in the order of ``nets``."""
+
+    spec: models.CellSpec
+    params: dict
+    nets: tuple  # the Network objects, in the order of the network axis
+
+    @property
+    def label(self) -> str:
+        return f"{self.spec.arch}-{self.spec.activation}"
+
+
+def groups(nets) -> list[Group]:
+    """Group networks (e.g. ``pop.included()``) by shard, keeping their order within a shard."""
+    by_shard = {}
+    for n in nets:
+        by_shard.setdefault(id(n.shard), []).append(n)
+    return [Group(ns[0].spec, models.select(ns[0].shard.params, [n.index for n in ns]), tuple(ns))
+            for ns in by_shard.values()]
 
 
 @dataclass
