@@ -1,13 +1,16 @@
 # make book   : create .venv if needed, build the whole book (profile: default) into _build/html
 # make test   : create .venv if needed, install Debian's chromium if missing (the site test opens
 #               the built book in it), run the test suite (chapters under the smoke profile)
+# make lab     : JupyterLab on the project, chapters opening as notebooks and saving to their .md
+# make run CHAPTER=01_tasks PARAMS="-p example_seed 3" : papermill run into runs/01_tasks/
+# make normalise [PAGES=book/x.md] : rewrite pages in jupytext's own form (the round-trip test)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PROFILE ?= default
 JB_FLAGS := -W -n --keep-going
 
-.PHONY: env browser book test bench clean
+.PHONY: env browser book test bench clean lab run normalise
 
 env: $(VENV)/.installed
 
@@ -37,6 +40,34 @@ test: env browser
 
 bench: env
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+# JupyterLab is not needed to build or test the book, so it is installed on first use only.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+
+$(BIN)/jupyter-lab: requirements-lab.txt | env
+	$(BIN)/python -m pip install --quiet -r requirements-lab.txt
+	touch $@
+
+$(LAB_SETTINGS): | $(BIN)/jupyter-lab
+	mkdir -p $(dir $@)
+	echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"}}}' > $@
+
+# As root (a container) Jupyter refuses to start without --allow-root.
+LAB_FLAGS ?= $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+
+lab: $(BIN)/jupyter-lab $(LAB_SETTINGS)
+	RNNBOOK_PROFILE=$(PROFILE) $(BIN)/jupyter lab --notebook-dir=. $(LAB_FLAGS)
+
+CHAPTER ?= 01_tasks
+PARAMS ?=
+run: env
+	RNNBOOK_PROFILE=$(PROFILE) $(BIN)/python tools/run_chapter.py $(CHAPTER) $(PARAMS)
+
+PAGES ?= $(wildcard book/*.md)
+normalise: env
+	for f in $(PAGES); do \
+	  $(BIN)/jupytext --to ipynb -q -o - $$f | $(BIN)/jupytext --from ipynb --to myst -q -o $$f - || exit 1; \
+	done
 
 clean:
 	rm -rf _build

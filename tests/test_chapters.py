@@ -36,3 +36,18 @@ def test_negative_parameter_stops_the_chapter(tmp_path, smoke_env):
     res = run_chapter(ROOT / "book" / "01_tasks.md", tmp_path / "bad.ipynb", smoke_env,
                       profile="smoke", n_sine_examples=-2)
     assert res.returncode != 0 and "n_sine_examples=-2" in res.stderr
+
+
+def test_run_chapter_keeps_notebook_and_figures_outside_book(tmp_path, smoke_env):
+    tool = [sys.executable, str(ROOT / "tools" / "run_chapter.py")]
+    res = subprocess.run([*tool, "01_tasks", "-p", "profile", "smoke", "-p", "example_seed", "3",
+                          "--out", str(tmp_path)], env=smoke_env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = tmp_path / "01_tasks"
+    assert (out / "01_tasks.ipynb").exists()
+    assert sorted(p.name for p in out.glob("*.png")) == [
+        "fig-tasks-cdi.png", "fig-tasks-flipflop.png", "fig-tasks-sine.png"]
+    for args, message in ((["nochapter"], "chapter='nochapter' is not a chapter"),
+                          (["01_tasks", "--out", str(ROOT / "book")], "is inside book/")):
+        res = subprocess.run([*tool, *args], env=smoke_env, capture_output=True, text=True)
+        assert res.returncode != 0 and message in res.stderr
