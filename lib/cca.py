@@ -1,6 +1,6 @@
 """Representational distances between networks, for all pairs of a population at once.
 
-Three metrics on state matrices ``X_i`` [M samples, U_i units] whose rows line up across
+Four metrics on state matrices ``X_i`` [M samples, U_i units] whose rows line up across
 networks (the shared probe trials, :mod:`lib.geometry`):
 
 * **SVCCA** (Raghu et al. 2017; the paper's metric). Centre, keep the top-k left singular
@@ -8,27 +8,39 @@ networks (the shared probe trials, :mod:`lib.geometry`):
   variance), run CCA between the two k-dimensional subspaces. The canonical correlations of
   a pair are the singular values of ``Q_i^T Q_j``, so each network's basis is computed once and
   a pair costs one small matmul and one k x k SVD. Distance = 1 - mean canonical correlation.
+* **PWCCA** (Morcos et al. 2018). CCA on every direction with variance, the canonical
+  correlations averaged with weights that say how much of each network's activity lies along
+  each canonical variate; symmetrised (see :func:`pwcca_distances`).
 * **Procrustes shape distance** (Williams et al. 2021, angular form, alpha = 1). Centre,
   scale to unit Frobenius norm, best rotation: ``arccos ||X_i^T X_j||_*``. A metric.
 * **Linear CKA** (Kornblith et al. 2019). ``||X_i^T X_j||_F^2 / (||X_i^T X_i||_F
   ||X_j^T X_j||_F)`` after centring; distance = 1 - CKA.
 
-All three are invariant to shifts, rotations and isotropic scaling of a network's units;
-SVCCA (within the kept subspace) also to any invertible linear map.
+SVCCA, Procrustes and CKA are invariant to shifts, rotations and isotropic scaling of a
+network's units, SVCCA (within the kept subspace) also to any invertible linear map. PWCCA's
+weights sum absolute values over units, so it is invariant to shifts, isotropic scaling,
+permutations and sign flips of units, not to general rotations (a rotated copy is still at
+distance 0: every canonical correlation is 1).
 
-All pairs: the per-network matrices are stacked into one [M, N*K] matrix and the K x K blocks
-of its Gram matrix are formed a block-row of networks at a time (``max_elements`` bounds the
-memory), each block reduced to a number by a batched SVD or norm.
+All pairs: :func:`lib.pairwise.pairwise_blocks` forms the blocks ``A_i^T A_j`` group by group
+of equal width (hidden size, or kept dimensions), a memory-bounded tile of pairs at a time, so
+each pair costs what its own sizes cost. :func:`svcca_curve` gives SVCCA for many k at the
+price of one: the bases are nested, so one block per pair serves every k.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import pandas as pd
 import scipy.linalg
 
 from .checks import check_choice, check_positive
 from .geometry import network_table, population_states, sample_matrix
+from .pairwise import pairwise_blocks
 
-METRICS = ("svcca", "procrustes", "cka")
+METRICS = ("svcca", "pwcca", "procrustes", "cka")
+MAX_ELEMENTS = 2 ** 24  # numbers a tile of pairs may hold (128 MiB of float64)
 
 
 # --- per-network preprocessing ---------------------------------------------------------------
@@ -49,6 +61,52 @@ def _check_k(k, name: str = "k"):
         raise ValueError(f"{name}={k!r} must be an int >= 1 or a variance fraction in (0, 1]")
 
 
+def _spectrum(Xc):
+    """Covariance eigenvalues [U] (descending), eigenvectors [U, U] and numerical rank of Xc.
+
+    The small [U, U] Gram matrix is diagonalised instead of taking an SVD of the tall data
+    (several times faster). Directions whose variance is below eps * max(M, U) of the largest
+    are numerical zeros (the states come from float32 arithmetic, far coarser than this).
+    """
+    lam, V = np.linalg.eigh(Xc.T @ Xc)
+    lam, V = lam[::-1], V[:, ::-1]
+    rank = int((lam > max(lam[0], 0.0) * max(Xc.shape) * np.finfo(float).eps).sum())
+    return lam, V, rank
+
+
+def _n_directions(lam, rank: int, shape, k, name: str) -> int:
+    """Directions SVCCA keeps for ``k`` (an int, or a variance fraction: Raghu et al.'s rule)."""
+    M, U = shape
+    if isinstance(k, (float, np.floating)):
+        lam = np.clip(lam, 0, None)
+        frac = np.cumsum(lam) / lam.sum()
+        return min(int(np.searchsorted(frac, k - 1e-12) + 1), rank)
+    if k > U:
+        raise ValueError(f"k={k} exceeds the {U} units of {name}")
+    if k >= M:
+        raise ValueError(f"k={k} needs more than k samples; {name} has {M}")
+    if k > rank:
+        raise ValueError(f"{name} has only {rank} directions with non-zero variance (constant or "
+                         f"linearly dependent units); choose k <= {rank}")
+    return int(k)
+
+
+def _nested_basis(X, ks, name: str):
+    """Orthonormal basis [M, w] whose first k_t columns span the top-k_t subspace, each t.
+
+    Returns the basis and the kept directions [len(ks)] (w = their maximum). The QR of the
+    projected data keeps the nesting: its first k columns depend only on the first k columns.
+    """
+    for k in ks:
+        _check_k(k)
+    Xc = _as_samples(X, name)
+    lam, V, rank = _spectrum(Xc)
+    if lam[0] <= np.finfo(float).tiny:
+        raise ValueError(f"{name} has no variance: every unit is constant")
+    kept = np.array([_n_directions(lam, rank, Xc.shape, k, name) for k in ks])
+    return np.linalg.qr(Xc @ V[:, :kept.max()])[0], kept
+
+
 def svcca_basis(X, k=10, name: str = "X") -> np.ndarray:
     """Orthonormal basis of the top-k principal subspace of X.
 
@@ -56,7 +114,7 @@ def svcca_basis(X, k=10, name: str = "X") -> np.ndarray:
     ----------
     X : [M, U] samples x units
     k : int (number of directions) or float in (0, 1] (fewest directions whose variance
-        reaches this fraction of the total)
+        reaches this fraction of the total: Raghu et al.'s rule, e.g. 0.99)
     name : how X is called in error messages
 
     Returns
@@ -69,37 +127,7 @@ def svcca_basis(X, k=10, name: str = "X") -> np.ndarray:
         If X is constant, if k exceeds the units or is not below the samples (centring removes
         one dimension), or if X has fewer than k directions with non-zero variance.
     """
-    _check_k(k)
-    Xc = _as_samples(X, name)
-    M, U = Xc.shape
-    lam, V, rank = _spectrum(Xc)
-    if lam[0] <= np.finfo(float).tiny:
-        raise ValueError(f"{name} has no variance: every unit is constant")
-    if isinstance(k, (float, np.floating)):
-        frac = np.cumsum(np.clip(lam, 0, None)) / np.clip(lam, 0, None).sum()
-        k = min(int(np.searchsorted(frac, k - 1e-12) + 1), rank)
-    elif k > U:
-        raise ValueError(f"k={k} exceeds the {U} units of {name}")
-    elif k >= M:
-        raise ValueError(f"k={k} needs more than k samples; {name} has {M}")
-    elif k > rank:
-        raise ValueError(f"{name} has only {rank} directions with non-zero variance (constant or "
-                         f"linearly dependent units); choose k <= {rank}")
-    # only the subspace matters to CCA; a QR makes the basis orthonormal to machine precision
-    return np.linalg.qr(Xc @ V[:, :k])[0]
-
-
-def _spectrum(Xc):
-    """Covariance eigenvalues [U] (descending), eigenvectors [U, U] and numerical rank of Xc.
-
-    The small [U, U] Gram matrix is diagonalised instead of taking an SVD of the tall data
-    (several times faster). Directions whose variance is below eps * max(M, U) of the largest
-    are numerical zeros (the states come from float32 arithmetic, far coarser than this).
-    """
-    lam, V = np.linalg.eigh(Xc.T @ Xc)
-    lam, V = lam[::-1], V[:, ::-1]
-    rank = int((lam > max(lam[0], 0.0) * max(Xc.shape) * np.finfo(float).eps).sum())
-    return lam, V, rank
+    return _nested_basis(X, [k], name)[0]
 
 
 def state_rank(X) -> int:
@@ -115,53 +143,58 @@ def _normalised(X, name: str) -> np.ndarray:
     return Xc / norm
 
 
-# --- the all-pairs engine --------------------------------------------------------------------
-
-def _stack_padded(mats) -> tuple[np.ndarray, int]:
-    """N matrices [M, K_i] -> ([M, N*K], K), zero columns padding each to K = max K_i."""
-    M = {m.shape[0] for m in mats}
-    if len(M) != 1:
-        raise ValueError(f"all networks need the same samples (rows); got row counts {sorted(M)}")
-    K = max(m.shape[1] for m in mats)
-    out = np.zeros((M.pop(), len(mats), K))
-    for i, m in enumerate(mats):
-        out[:, i, :m.shape[1]] = m
-    return out.reshape(out.shape[0], -1), K
-
-
-def pairwise_blocks(mats, reduce, max_elements: int = 2 ** 24) -> np.ndarray:
-    """Apply ``reduce`` to every block ``A_i^T A_j`` of the stacked matrices, for all pairs.
-
-    Parameters
-    ----------
-    mats : sequence of N arrays [M, K_i] (zero-padded to a common K)
-    reduce : function of blocks [r, c, K, K] -> values [r, c]
-    max_elements : bound on the entries of the blocks held at once (memory)
-
-    Returns
-    -------
-    [N, N] symmetric matrix of ``reduce(A_i^T A_j)``; only i <= j is computed.
-    """
-    flat, K = _stack_padded(mats)
-    N = len(mats)
-    rows = max(1, max_elements // (N * K * K))
-    out = np.zeros((N, N))
-    for i0 in range(0, N, rows):
-        i1 = min(N, i0 + rows)
-        G = flat[:, i0 * K:i1 * K].T @ flat[:, i0 * K:]  # upper block-triangle only
-        G = G.reshape(i1 - i0, K, N - i0, K).transpose(0, 2, 1, 3)
-        out[i0:i1, i0:] = reduce(G)
-    upper = np.triu(out)
-    return upper + np.triu(upper, 1).T
-
-
-def _nuclear(G):
+def _nuclear(G, *_):
     return np.linalg.svd(G, compute_uv=False).sum(axis=-1)
 
 
-# --- the three metrics -----------------------------------------------------------------------
+# --- SVCCA -----------------------------------------------------------------------------------
 
-def svcca_distances(Xs, k=10, max_elements: int = 2 ** 24) -> np.ndarray:
+def svcca_curve(Xs, ks, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
+    """SVCCA distances for several k at once: one basis and one block per pair serve them all.
+
+    Parameters
+    ----------
+    Xs : sequence of N arrays [M, U_i] (same samples in every network)
+    ks : sequence of T values of k (ints, variance fractions, or both; see
+        :func:`svcca_basis`). Every int k must be usable by every network
+        (k <= :func:`state_rank`).
+    max_elements : bound on the numbers held at once by a tile of pairs
+
+    Returns
+    -------
+    D : [T, N, N], ``D[t]`` equal to ``svcca_distances(Xs, ks[t])``
+    """
+    ks = list(ks)
+    if not ks:
+        raise ValueError("ks must hold at least one k")
+    parts = [_nested_basis(X, ks, f"network {i}") for i, X in enumerate(Xs)]
+    bases = [b for b, _ in parts]
+    kept = np.stack([kk for _, kk in parts])  # [N, T]
+
+    def reduce(G, rows, cols):
+        return np.stack([_svcca_sim(G, kept[rows, t], kept[cols, t]) for t in range(len(ks))], -1)
+
+    sim = pairwise_blocks(bases, reduce, max_elements,
+                          per_pair=lambda a, b: 3 * a * b + len(ks))
+    return np.stack([_as_distance(1.0 - sim[..., t]) for t in range(len(ks))])
+
+
+def _svcca_sim(G, ka, kb) -> np.ndarray:
+    """Mean canonical correlation [r, c] from blocks G [r, c, Ka, Kb] of nested bases.
+
+    Row network i keeps its first ``ka[i]`` directions, column network j its first ``kb[j]``;
+    a pair has min(ka[i], kb[j]) correlations. Where the tile's networks keep different
+    numbers, the unused rows and columns are zeroed (zeros add no singular values).
+    """
+    wa, wb = ka.max(), kb.max()
+    g = G[..., :wa, :wb]
+    if ka.min() < wa or kb.min() < wb:
+        g = g * (np.arange(wa) < ka[:, None])[:, None, :, None] \
+              * (np.arange(wb) < kb[:, None])[None, :, None, :]
+    return _nuclear(g) / np.minimum.outer(ka, kb)
+
+
+def svcca_distances(Xs, k=10, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
     """SVCCA distance 1 - mean canonical correlation for all pairs.
 
     Parameters
@@ -169,22 +202,117 @@ def svcca_distances(Xs, k=10, max_elements: int = 2 ** 24) -> np.ndarray:
     Xs : sequence of N arrays [M, U_i] (same samples in every network)
     k : int or variance fraction (see :func:`svcca_basis`). With a fraction, networks may
         keep different numbers of directions; a pair then has min(k_i, k_j) correlations.
+    max_elements : bound on the numbers held at once by a tile of pairs
 
     Returns
     -------
     D : [N, N] in [0, 1], symmetric, zero diagonal
     """
-    bases = [svcca_basis(X, k, name=f"network {i}") for i, X in enumerate(Xs)]
-    ks = np.array([b.shape[1] for b in bases])
-    sim = pairwise_blocks(bases, _nuclear, max_elements) / np.minimum.outer(ks, ks)
+    return svcca_curve(Xs, [k], max_elements)[0]
+
+
+def separation_curve(Xs, labels: dict, ks, score: Callable | None = None,
+                     max_elements: int = MAX_ELEMENTS) -> pd.DataFrame:
+    """How well SVCCA separates each labelling, as a function of k.
+
+    Parameters
+    ----------
+    Xs : sequence of N arrays [M, U_i]
+    labels : ``{name: [N] labels}``, e.g. ``{"arch": ..., "activation": ...}``
+    ks : the k values (ints and/or variance fractions), computed in one pass
+        (:func:`svcca_curve`)
+    score : function ``(D [N, N], labels [N]) -> float``; default
+        :func:`lib.embed.nn_accuracy` (leave-one-out 1-NN accuracy)
+
+    Returns
+    -------
+    DataFrame with one row per k: column ``k`` and one column per labelling
+    """
+    if score is None:
+        from .embed import nn_accuracy as score
+    D = svcca_curve(Xs, ks, max_elements)
+    return pd.DataFrame([{"k": k, **{name: score(Dk, y) for name, y in labels.items()}}
+                         for k, Dk in zip(ks, D)])
+
+
+# --- PWCCA -----------------------------------------------------------------------------------
+
+def _pwcca_parts(X, name: str):
+    """Basis Q [M, r] of every direction with variance, and the data in it C = Q^T Xc [r, U]."""
+    Xc = _as_samples(X, name)
+    lam, V, rank = _spectrum(Xc)
+    if lam[0] <= np.finfo(float).tiny:
+        raise ValueError(f"{name} has no variance: every unit is constant")
+    if Xc.shape[1] >= Xc.shape[0]:  # else spans meet by counting alone (correlations of 1)
+        raise ValueError(f"PWCCA needs more samples than units; {name} has {Xc.shape[0]} "
+                         f"samples and {Xc.shape[1]} units")
+    Q = np.linalg.qr(Xc @ V[:, :rank])[0]
+    return Q, Q.T @ Xc
+
+
+def _pwcca_sim(G, Ca, Cb) -> np.ndarray:
+    """Symmetrised projection-weighted mean correlation [r, c].
+
+    G [r, c, Ka, Kb] = Q_a^T Q_b; Ca [r, Ka, Ua], Cb [c, Kb, Ub] each network's data in its
+    basis. The canonical variates are Q_a u_i and Q_b v_i (u, v singular vectors of G); the
+    weight of variate i is the summed absolute projection of the network's units onto it.
+    """
+    u, rho, vh = np.linalg.svd(G, full_matrices=False)  # [r,c,Ka,d], [r,c,d], [r,c,d,Kb]
+    rho = np.clip(rho, 0.0, 1.0)
+    wa = np.abs(np.swapaxes(u, -1, -2) @ Ca[:, None]).sum(-1)  # [r, c, d]
+    wb = np.abs(vh @ Cb[None]).sum(-1)
+    return 0.5 * ((wa * rho).sum(-1) / wa.sum(-1) + (wb * rho).sum(-1) / wb.sum(-1))
+
+
+def pwcca_distances(Xs, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
+    """Projection-weighted CCA distance (Morcos et al. 2018), symmetrised, for all pairs.
+
+    CCA between the spans of two networks' centred states (every direction with non-zero
+    variance, as Morcos et al.; no truncation to k), giving d = min(r_i, r_j) canonical
+    correlations rho and variates h_1..h_d of each network. Network i weighs variate h_t by
+    ``alpha_t = sum_units |h_t^T x_unit|`` (normalised to sum 1), so correlations of
+    directions that carry much of its activity count more, and its PWCCA similarity is
+    ``sum_t alpha_t rho_t``.
+
+    PWCCA is asymmetric: the weights come from one network. Morcos et al.'s code weighs by
+    the network with fewer units; here the distance is symmetrised as
+    ``1 - (sim_i + sim_j) / 2``, the average of the two directions, so that the matrix is
+    symmetric and does not depend on which network is called first. With different ranks
+    the larger network's weights cover only the d paired variates, as in Morcos et al.
+
+    Parameters
+    ----------
+    Xs : sequence of N arrays [M, U_i], same samples, M > U_i
+    max_elements : bound on the numbers held at once by a tile of pairs
+
+    Returns
+    -------
+    D : [N, N] in [0, 1], symmetric, zero diagonal
+    """
+    parts = [_pwcca_parts(X, f"network {i}") for i, X in enumerate(Xs)]
+    bases, coords = [q for q, _ in parts], [c for _, c in parts]
+
+    def reduce(G, rows, cols):
+        return _pwcca_sim(G, np.stack([coords[i] for i in rows]),
+                          np.stack([coords[j] for j in cols]))
+
+    def per_pair(a, b):  # the block, its singular vectors and both networks' projections
+        return 4 * a * b + min(a, b) * (max(c.shape[1] for c in coords) * 2)
+
+    sim = pairwise_blocks(bases, reduce, max_elements, keys=[c.shape for c in coords],
+                          per_pair=per_pair)
     return _as_distance(1.0 - sim)
 
 
-def procrustes_distances(Xs, max_elements: int = 2 ** 24) -> np.ndarray:
+# --- Procrustes and CKA ----------------------------------------------------------------------
+
+def procrustes_distances(Xs, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
     """Angular Procrustes shape distance arccos ||X_i^T X_j||_* (unit-norm, centred) for all pairs.
 
-    Networks with fewer units are zero-padded (Williams et al. 2021), so a network and its
-    rotated, shifted, isotropically scaled copy are at distance 0.
+    Networks of different widths compare as if the smaller were zero-padded (Williams et al.
+    2021), so a network and its rotated, shifted, isotropically scaled copy are at distance 0.
+    Zero columns add no singular values, so no padding is done: a pair's block is
+    [U_i, U_j].
 
     Returns
     -------
@@ -194,7 +322,7 @@ def procrustes_distances(Xs, max_elements: int = 2 ** 24) -> np.ndarray:
     return _as_distance(np.arccos(np.clip(pairwise_blocks(mats, _nuclear, max_elements), -1, 1)))
 
 
-def cka_distances(Xs, max_elements: int = 2 ** 24) -> np.ndarray:
+def cka_distances(Xs, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
     """1 - linear CKA for all pairs.
 
     Returns
@@ -202,7 +330,8 @@ def cka_distances(Xs, max_elements: int = 2 ** 24) -> np.ndarray:
     D : [N, N] in [0, 1], symmetric, zero diagonal
     """
     mats = [_normalised(X, f"network {i}") for i, X in enumerate(Xs)]
-    hsic = pairwise_blocks(mats, lambda G: (G ** 2).sum(axis=(-1, -2)), max_elements)
+    hsic = pairwise_blocks(mats, lambda G, *_: (G ** 2).sum(axis=(-1, -2)), max_elements,
+                           per_pair=lambda a, b: 2 * a * b)
     norms = np.sqrt(np.diag(hsic))
     return _as_distance(1.0 - hsic / np.outer(norms, norms))
 
@@ -213,12 +342,14 @@ def _as_distance(D: np.ndarray) -> np.ndarray:
     return D
 
 
-def distance_matrix(Xs, metric: str = "svcca", k=10, max_elements: int = 2 ** 24) -> np.ndarray:
-    """All-pairs distance by name: ``"svcca"`` (uses ``k``), ``"procrustes"`` or ``"cka"``."""
+def distance_matrix(Xs, metric: str = "svcca", k=10,
+                    max_elements: int = MAX_ELEMENTS) -> np.ndarray:
+    """All-pairs distance by name: ``"svcca"`` (uses ``k``), ``"pwcca"``, ``"procrustes"`` or
+    ``"cka"`` (these three use every direction and ignore ``k``)."""
     check_choice("metric", metric, METRICS)
     if metric == "svcca":
         return svcca_distances(Xs, k, max_elements)
-    fn = procrustes_distances if metric == "procrustes" else cka_distances
+    fn = dict(pwcca=pwcca_distances, procrustes=procrustes_distances, cka=cka_distances)[metric]
     return fn(Xs, max_elements)
 
 
@@ -264,6 +395,23 @@ def cka_pair(X, Y) -> float:
     return 1.0 - hsic(K, L) / np.sqrt(hsic(K, K) * hsic(L, L))
 
 
+def pwcca_pair(X, Y) -> float:
+    """Symmetrised PWCCA distance of one pair by whitened CCA (``scipy.linalg``; full-rank X, Y).
+
+    The canonical weights are ``Cxx^-1/2 u`` and ``Cyy^-1/2 v`` from the SVD of
+    ``Cxx^-1/2 Cxy Cyy^-1/2``; the variates are the centred data times them (unit norm).
+    """
+    A, B = (np.asarray(Z, float) - np.mean(Z, axis=0) for Z in (X, Y))
+    inv_sqrt = lambda C: scipy.linalg.inv(scipy.linalg.sqrtm(C)).real
+    Wa, Wb = inv_sqrt(A.T @ A), inv_sqrt(B.T @ B)
+    u, rho, vh = scipy.linalg.svd(Wa @ (A.T @ B) @ Wb, full_matrices=False)
+    sims = []
+    for Z, H in ((A, A @ Wa @ u), (B, B @ Wb @ vh.T)):
+        alpha = np.abs(H.T @ Z).sum(axis=1)
+        sims.append(float(alpha @ rho / alpha.sum()))
+    return 1.0 - float(np.mean(sims))
+
+
 # --- populations -----------------------------------------------------------------------------
 
 def population_distances(pop, metric: str = "svcca", k=10, states=None):
@@ -272,7 +420,8 @@ def population_distances(pop, metric: str = "svcca", k=10, states=None):
     Parameters
     ----------
     pop : :class:`lib.population.Population`
-    metric, k : see :func:`distance_matrix`
+    metric, k : see :func:`distance_matrix` (``"svcca"``, ``"pwcca"``, ``"procrustes"``,
+        ``"cka"``; ``k`` is SVCCA's)
     states : precomputed :func:`lib.geometry.probe_states` of ``pop.included()`` (optional)
 
     Returns
