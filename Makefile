@@ -1,4 +1,6 @@
-# make book   : create .venv if needed, build the whole book (profile: default) into _build/html
+# make book   : create .venv if needed, train the populations (make train), build the whole book
+#               (profile: default) into _build/html
+# make train  : train the populations missing from the cache, a progress bar per task
 # make test   : create .venv if needed, install Debian's chromium if missing (the site test opens
 #               the built book in it), run the test suite (chapters under the smoke profile)
 # make lab     : JupyterLab on the project, chapters opening as notebooks and saving to their .md
@@ -10,7 +12,7 @@ BIN    := $(VENV)/bin
 PROFILE ?= default
 JB_FLAGS := -W -n --keep-going
 
-.PHONY: env browser book test bench clean lab run normalise
+.PHONY: env browser train book test bench clean lab run normalise
 
 env: $(VENV)/.installed
 
@@ -21,7 +23,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-book: env
+# Training runs in a step of its own, so its progress shows in the terminal; the book build
+# then finds every population in the same cache and only loads.
+train: env
+	RNNBOOK_PROFILE=$(PROFILE) $(BIN)/python tools/train.py --profile $(PROFILE)
+
+book: env train
 	RNNBOOK_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "Book built: _build/html/index.html"
 

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -100,6 +101,17 @@ class Population:
                        failed=("failed", "sum"), included=("included", "sum")))
 
 
+# glibc's allocator settings for training workers, read by glibc when a process starts (so
+# they are set in the environment the worker is spawned with, never in this process). By
+# default glibc hands every large autograd buffer back to the OS and page-faults it in again
+# on the next step; keeping them mapped trained 1.4-1.6x faster at >= 64 networks a shard,
+# with bit-identical numbers. The three belong together: a high trim threshold alone was
+# 2.5x slower.
+TRAINING_WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "4294967296",
+                       "MALLOC_TRIM_THRESHOLD_": "68719476736",
+                       "MALLOC_TOP_PAD_": "1073741824"}
+
+
 def _train_into_store(cfg, root: str, device: str) -> str:
     store.load_or_train_shard(cfg, root, device=device)
     return store.shard_key(cfg, device)
@@ -107,19 +119,29 @@ def _train_into_store(cfg, root: str, device: str) -> str:
 
 def load_or_train(config: PopulationConfig, executor="inprocess", workers: int | None = None,
                   root: str | Path | None = None, progress: bool = True,
-                  device: str = "cpu") -> Population:
+                  device: str = "cpu", on_shard: Callable | None = None) -> Population:
     """Load every shard of ``config`` from the cache, training the missing ones first.
 
     Missing shards are trained on ``executor`` (see :func:`lib.scale.run_all`); workers write
     to the store and the results are then read back from it, so every executor yields the same
-    arrays. ``device="auto"`` trains on a GPU when one is present (stored apart from CPU
-    results, whose last bits differ).
+    arrays. Worker processes start with :data:`TRAINING_WORKER_ENV`. ``device="auto"`` trains
+    on a GPU when one is present (stored apart from CPU results, whose last bits differ).
+    ``on_shard(cfg)`` is called with each missing :class:`~lib.config.ShardConfig` as soon as
+    it is trained and stored (``tools/train.py`` drives its progress bar with it).
     """
     root = Path(root) if root is not None else store.default_root()
     shards = config.shards()
-    missing = [c for c in shards if not (root / f"{store.shard_key(c, device)}.npz").exists()]
+    missing = missing_shards(config, root, device)
     if missing:
+        done = None if on_shard is None else (lambda i: on_shard(missing[i]))
         run_all(partial(_train_into_store, root=str(root), device=device), missing, executor,
-                workers, progress, desc=f"training {config.task}")
+                workers, progress, desc=f"training {config.task}", on_done=done,
+                env=TRAINING_WORKER_ENV)
     return Population(config, [store.load_or_train_shard(c, root, device=device) for c in shards])
 
+
+def missing_shards(config: PopulationConfig, root: str | Path | None = None,
+                   device: str = "cpu") -> list:
+    """The shards of ``config`` not yet in the cache under ``root``, in shard order."""
+    root = Path(root) if root is not None else store.default_root()
+    return [c for c in config.shards() if not (root / f"{store.shard_key(c, device)}.npz").exists()]

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from multiprocessing import get_context
 
 from tqdm.auto import tqdm
@@ -16,7 +17,8 @@ EXECUTORS = ("inprocess", "processes", "dask")
 
 
 def run_all(fn: Callable, items: Sequence, executor="inprocess", workers: int | None = None,
-            progress: bool = True, desc: str = "shards") -> list:
+            progress: bool = True, desc: str = "shards", on_done: Callable | None = None,
+            env: dict | None = None) -> list:
     """``[fn(item) for item in items]`` on the chosen executor, results in input order.
 
     Parameters
@@ -25,27 +27,61 @@ def run_all(fn: Callable, items: Sequence, executor="inprocess", workers: int | 
         current ``dask.distributed`` client, or a ``LocalCluster`` started for the call), or a
         ``dask.distributed.Client`` to use an existing cluster.
     workers : worker processes for ``"processes"`` (default: all cores).
+    on_done : called as ``on_done(i)`` in this process as soon as item ``i`` is finished, in
+        order of completion (e.g. to drive a progress bar of one's own).
+    env : environment variables for the ``"processes"`` workers only, in place when they
+        start (for settings read at process start, such as glibc's ``MALLOC_*``); this
+        process's environment is restored afterwards.
     """
     if _is_client(executor):
-        return _run_dask(fn, items, executor, progress, desc)
+        return _run_dask(fn, items, executor, progress, desc, on_done)
     if executor not in EXECUTORS:
         raise ValueError(f"executor={executor!r} is not allowed; choose one of {EXECUTORS} "
                          "or pass a dask.distributed.Client")
     if executor == "inprocess" or len(items) <= 1:
-        return [fn(it) for it in tqdm(items, desc=desc, disable=not progress)]
+        return _run_inprocess(fn, items, progress, desc, on_done)
     if executor == "processes":
-        return _run_processes(fn, items, workers or os.cpu_count() or 1, progress, desc)
-    return _run_dask(fn, items, _current_client(), progress, desc)
+        return _run_processes(fn, items, workers or os.cpu_count() or 1, progress, desc,
+                              on_done, env)
+    return _run_dask(fn, items, _current_client(), progress, desc, on_done)
 
 
-def _run_processes(fn, items, workers, progress, desc):
-    # spawn, not fork: forking a process that already ran torch can deadlock
-    with ProcessPoolExecutor(min(workers, len(items)), mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(fn, it) for it in items]
+def _run_inprocess(fn, items, progress, desc, on_done):
+    out = []
+    for i, it in enumerate(tqdm(items, desc=desc, disable=not progress)):
+        out.append(fn(it))
+        if on_done:
+            on_done(i)
+    return out
+
+
+def _run_processes(fn, items, workers, progress, desc, on_done=None, env=None):
+    # spawn, not fork: forking a process that already ran torch can deadlock. A spawned
+    # worker is exec'd with this process's environment, so ``env`` is in place around the pool.
+    with _environ(env or {}), \
+            ProcessPoolExecutor(min(workers, len(items)), mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(fn, it): i for i, it in enumerate(items)}
         with tqdm(total=len(items), desc=desc, disable=not progress) as bar:
-            for fut in futures:
-                fut.add_done_callback(lambda _: bar.update())
-            return [fut.result() for fut in futures]
+            for fut in as_completed(futures):
+                bar.update()
+                if on_done:
+                    on_done(futures[fut])
+        return [fut.result() for fut in futures]
+
+
+@contextmanager
+def _environ(env: dict):
+    """``os.environ`` updated with ``env`` inside the block, restored after it."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: str(v) for k, v in env.items()})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _is_client(obj) -> bool:
@@ -60,10 +96,13 @@ def _current_client():
         return Client(processes=True, threads_per_worker=1)
 
 
-def _run_dask(fn, items, client, progress, desc):
+def _run_dask(fn, items, client, progress, desc, on_done=None):
     from dask.distributed import as_completed
     futures = client.map(fn, list(items), pure=False)
+    index = {fut.key: i for i, fut in enumerate(futures)}
     with tqdm(total=len(items), desc=desc, disable=not progress) as bar:
-        for _ in as_completed(futures):
+        for fut in as_completed(futures):
             bar.update()
+            if on_done:
+                on_done(index[fut.key])
     return client.gather(futures)
