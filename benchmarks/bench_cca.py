@@ -1,10 +1,10 @@
 """All-pairs distances, side by side in one run: batched against per-pair, grouped against padded.
 
-1. SVCCA, batched against a per-pair loop. The population is N random-weight networks (vanilla
+1. SVCCA and PWCCA, batched against a per-pair loop. The population is N random-weight networks (vanilla
    tanh, H units, the lib's own stacked cells) driven by the flip-flop probe trials, so the state
    matrices have a realistic size and spectrum (M = trials x steps samples). The per-pair loop
    computes every pair from scratch (centre, SVD-truncate both networks, whitened CCA:
-   ``lib.cca.svcca_pair``). It is too slow for all N(N-1)/2 pairs, so a random subset of pairs
+   ``lib.cca.svcca_pair``; ``lib.cca.pwcca_pair``). It is too slow for all N(N-1)/2 pairs, so a random subset of pairs
    is timed and the time per pair extrapolated.
 2. A population of mixed sizes (``--small`` networks of ``--hidden-small`` units and one of
    ``--hidden-big``): ``lib.cca`` (blocks grouped by width, tiles bounded by a memory budget)
@@ -64,27 +64,24 @@ def run(a):
     Xs = population_states(a.networks, a.hidden, a.trials, a.steps)
     n_pairs = a.networks * (a.networks - 1) // 2
     print(f"{a.networks} networks, states {Xs[0].shape[0]} samples x {a.hidden} units, "
-          f"k = {a.k}, {n_pairs} pairs; BLAS threads {a.threads}")
-
-    t0 = time.perf_counter()
-    D = cca.svcca_distances(Xs, a.k)
-    t_batched = time.perf_counter() - t0
-
+          f"{n_pairs} pairs; BLAS threads {a.threads}")
+    print(f"{'metric':<16}{'batched s':>10}{'per-pair s':>12}{'ms/pair':>9}{'speed-up':>10}"
+          f"{'max |diff|':>12}{'mean D':>8}")
     rng = np.random.default_rng(0)
     iu = np.triu_indices(a.networks, 1)
     pick = rng.choice(n_pairs, size=min(a.pairs, n_pairs), replace=False)
-    t0 = time.perf_counter()
-    ref = [cca.svcca_pair(Xs[i], Xs[j], a.k) for i, j in zip(iu[0][pick], iu[1][pick])]
-    t_pair = (time.perf_counter() - t0) / len(pick)
-    err = np.max(np.abs(np.array(ref) - D[iu[0][pick], iu[1][pick]]))
-
-    t_loop = t_pair * n_pairs
-    print(f"batched all pairs        : {t_batched:8.2f} s")
-    print(f"per-pair loop            : {t_loop:8.2f} s  (extrapolated from {len(pick)} random "
-          f"pairs timed, {1e3 * t_pair:.2f} ms per pair)")
-    print(f"speed-up                 : {t_loop / t_batched:8.1f} x")
-    print(f"max |difference| on the timed pairs: {err:.2e}  (mean distance {D[iu].mean():.3f})")
-    assert err < 1e-8, "batched and per-pair SVCCA disagree"
+    for name, batched, pair in ((f"SVCCA k={a.k}", lambda: cca.svcca_distances(Xs, a.k),
+                                 lambda X, Y: cca.svcca_pair(X, Y, a.k)),
+                                ("PWCCA", lambda: cca.pwcca_distances(Xs), cca.pwcca_pair)):
+        D, t_batched = timed(batched)
+        ref, t_ref = timed(lambda: [pair(Xs[i], Xs[j]) for i, j in zip(iu[0][pick], iu[1][pick])])
+        err = np.max(np.abs(np.array(ref) - D[iu[0][pick], iu[1][pick]]))
+        t_pair = t_ref / len(pick)
+        t_loop = t_pair * n_pairs  # extrapolated from the timed random pairs
+        print(f"{name:<16}{t_batched:10.2f}{t_loop:12.2f}{1e3 * t_pair:9.2f}"
+              f"{t_loop / t_batched:9.1f}x{err:12.1e}{D[iu].mean():8.3f}")
+        assert err < 1e-8, f"batched and per-pair {name} disagree"
+    print(f"(per-pair: {len(pick)} random pairs timed, the time per pair extrapolated to all)")
 
 
 # --- the previous, padded implementation (the baseline) ----------------------------------------
