@@ -54,3 +54,13 @@ def test_train_script_fills_the_cache_the_chapters_read(tmp_path):
     assert missing_shards(population_config("smoke", "sine"), tmp_path) == []
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     assert "all 8 shards in the cache" in again.stderr
+
+
+def test_dask_reports_every_item_once():
+    distributed = pytest.importorskip("dask.distributed")
+    seen = []
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        out = run_all(abs, [-3, -1, -2], client, progress=False, on_done=seen.append)
+    assert out == [3, 1, 2] and sorted(seen) == [0, 1, 2]
