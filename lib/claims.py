@@ -55,7 +55,7 @@ class Criterion:
 
 CRITERIA = (
     Criterion(
-        "individual", "1. Geometry is individual: SVCCA distances separate the label",
+        "individual", "1. Geometry is individual: SVCCA distances separate",
         "tie-aware leave-one-out 1-NN accuracy minus chance: 95% bootstrap interval over networks; "
         "label-permutation p",
         "supported if p < {alpha} and the interval's lower end > 0; not supported if its upper "
@@ -230,7 +230,8 @@ def time_constants(cdi_table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -
     """
     rng = np.random.default_rng(seed)
     lam = cdi_table[["lam_int_0", "lam_int_1"]].to_numpy(float)
-    tau = np.nan_to_num(time_constant(lam), nan=0.0)
+    tau = time_constant(lam)
+    tau[np.isnan(tau)] = 0.0  # inf (|lambda| = 1) stays inf
     rows = {}
     for arch in dict.fromkeys(cdi_table["arch"]):
         k = np.flatnonzero(cdi_table["arch"].to_numpy() == arch)
@@ -257,9 +258,9 @@ def graph_rates(ff_table: pd.DataFrame, n_perm: int = 10000, seed: int = 0):
 # ------------------------------------------------------------------------------ the table
 
 
-def _row(c: Criterion, task, value, n, decision, measure=None):
+def _row(c: Criterion, task, value, n, decision, measure=None, claim=None):
     outcome, needed = decision
-    return dict(claim=c.claim, task=task, measure=measure or c.measure, value=value,
+    return dict(claim=claim or c.claim, task=task, measure=measure or c.measure, value=value,
                 rule=c.rule_text(), networks=int(n), outcome=outcome,
                 needed="" if outcome != INCONCLUSIVE else needed if isinstance(needed, str) else
                 ("no n decides at this estimate" if needed is None else f"about {needed}"))
@@ -280,9 +281,10 @@ def clustering_rows(stats: pd.DataFrame) -> list[dict]:
     for task in dict.fromkeys(stats.index.get_level_values(0)):
         for lab in ("arch", "activation"):
             s = stats.loc[(task, "SVCCA", lab)]
+            name = {"arch": "architectures", "activation": "activations"}[lab]
             rows.append(_row(ind, task, _interval(s), s.n, judge_separation(
                 ind, s.n, s.above_chance, s.above_chance_lo, s.above_chance_hi, s.p_value),
-                measure=f"label: {lab}; " + ind.measure))
+                measure=f"label: {lab}; " + ind.measure, claim=f"{ind.claim} {name}"))
         t = stats.loc[(task, "topology", "arch")]
         rows.append(_row(uni, task, _interval(t), t.n, judge_equivalence(
             uni, t.n, t.above_chance, t.above_chance_lo, t.above_chance_hi, t.p_value)))
@@ -296,7 +298,7 @@ def graph_row(ff_table: pd.DataFrame, n_perm: int = 10000, seed: int = 0) -> dic
     outcome = judge_groups(c, t.n, t.rate, t.lo, t.hi, c.margin, higher_is_better=True)
     if p < c.alpha and outcome[0] != NOT_SUPPORTED:
         outcome = (NOT_SUPPORTED, None)
-    cells = ", ".join(f"{a}-{b} {r.matches}/{r.n}" for (a, b), r in t.iterrows())
+    cells = ", ".join(f"{a}-{b} {int(r.matches)}/{int(r.n)}" for (a, b), r in t.iterrows())
     return _row(c, TASK_TITLES["flipflop"], f"{cells}; independence p={p:.3f}", len(ff_table), outcome)
 
 
@@ -325,7 +327,8 @@ def cautionary_row(rows: list[dict], n_total: int) -> dict:
     """Claim 3 from the other rows: a task where geometry separates and the scaffold is shared."""
     c = CRITERION["cautionary"]
     arch1 = {r["task"]: r["outcome"] for r in rows
-             if r["claim"] == CRITERION["individual"].claim and r["measure"].startswith("label: arch")}
+             if r["claim"].startswith(CRITERION["individual"].claim)
+             and r["measure"].startswith("label: arch")}
     scaffold = {t: [r["outcome"] for r in rows if r["task"] == t and r["claim"].startswith("2.")]
                 for t in arch1}
     both = [t for t in arch1 if arch1[t] == SUPPORTED and all(o == SUPPORTED for o in scaffold[t])]
@@ -360,9 +363,7 @@ def claims_table(stats: pd.DataFrame, ff_table: pd.DataFrame, sine_points: pd.Da
     rows += [graph_row(ff_table, n_perm, seed), frequency_row(sine_points, n_boot, seed),
              integration_row(cdi_table, trial_length, n_boot, seed)]
     rows.append(cautionary_row(rows, n_total))
-    order = {c.claim: i for i, c in enumerate(CRITERIA)}
-    return pd.DataFrame(rows).sort_values("claim", key=lambda s: s.map(order), kind="stable",
-                                         ignore_index=True)
+    return pd.DataFrame(rows)
 
 
 def diagnostics(stats: pd.DataFrame, distances=("structure only", "linear only")) -> pd.DataFrame:
