@@ -150,7 +150,11 @@ def judge_separation(c: Criterion, n, est, lo, hi, p) -> tuple[str, int | None]:
         return SUPPORTED, None
     if n >= c.min_n and hi < c.margin:
         return NOT_SUPPORTED, None
-    return INCONCLUSIVE, _needed(c, n, networks_needed(n, est, lo, hi, 0.0 if est > 0 else c.margin))
+    # whichever end would be decided first at the current estimate
+    routes = [networks_needed(n, est, lo, hi, b) for b in (0.0, c.margin) if (b == 0) == (est > 0)
+              or 0 < est < c.margin]
+    routes = [r for r in routes if r is not None]
+    return INCONCLUSIVE, _needed(c, n, min(routes)) if routes else None
 
 
 def judge_equivalence(c: Criterion, n, est, lo, hi, p) -> tuple[str, int | None]:
@@ -159,7 +163,8 @@ def judge_equivalence(c: Criterion, n, est, lo, hi, p) -> tuple[str, int | None]
         return SUPPORTED, None
     if n >= c.min_n and p < c.alpha:
         return NOT_SUPPORTED, None
-    return INCONCLUSIVE, _needed(c, n, networks_needed(n, est, lo, hi, c.margin))
+    # below the margin the upper end must fall under it; above, the lower end must leave 0
+    return INCONCLUSIVE, _needed(c, n, networks_needed(n, est, lo, hi, c.margin if est < c.margin else 0.0))
 
 
 def judge_groups(c: Criterion, n, est, lo, hi, bound, higher_is_better: bool) -> tuple[str, int | None]:

@@ -123,3 +123,11 @@ def test_diagnostics_never_enter_the_verdicts():
     s.loc[s.index.get_level_values("distance") == "structure only", "p_value"] = 0.0001
     assert table(stats=s).equals(table())
     assert len(claims.diagnostics(s)) == 3
+
+
+def test_networks_needed_follow_the_nearer_decision():
+    ind, uni = claims.CRITERION["individual"], claims.CRITERION["universal"]
+    # 0.03 above chance, interval [-0.10, 0.20]: the upper end reaches 0.10 first (~ 40 * (0.17/0.07)^2)
+    assert claims.judge_separation(ind, 40, 0.03, -0.1, 0.2, 0.3) == ("inconclusive", 236)
+    # above the margin, universality is refuted once the lower end leaves 0
+    assert claims.judge_equivalence(uni, 40, 0.15, -0.02, 0.3, 0.1) == ("inconclusive", 52)
