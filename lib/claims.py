@@ -125,7 +125,7 @@ def criteria_table() -> pd.DataFrame:
 
 
 def networks_needed(n: int, estimate: float, lo: float, hi: float, bound: float) -> int | None:
-    """About how many networks would make the interval [lo, hi] around ``estimate`` exclude ``bound``.
+    """About how many networks would make [lo, hi] around ``estimate`` exclude ``bound``.
 
     The interval's reach towards the bound shrinks as 1/sqrt(n) (a precision calculation at the
     current estimate). None when the estimate sits on the bound (no n decides) or is not finite.
@@ -164,10 +164,12 @@ def judge_equivalence(c: Criterion, n, est, lo, hi, p) -> tuple[str, int | None]
     if n >= c.min_n and p < c.alpha:
         return NOT_SUPPORTED, None
     # below the margin the upper end must fall under it; above, the lower end must leave 0
-    return INCONCLUSIVE, _needed(c, n, networks_needed(n, est, lo, hi, c.margin if est < c.margin else 0.0))
+    bound = c.margin if est < c.margin else 0.0
+    return INCONCLUSIVE, _needed(c, n, networks_needed(n, est, lo, hi, bound))
 
 
-def judge_groups(c: Criterion, n, est, lo, hi, bound, higher_is_better: bool) -> tuple[str, int | None]:
+def judge_groups(c: Criterion, n, est, lo, hi, bound,
+                 higher_is_better: bool) -> tuple[str, int | None]:
     """Every group's interval must clear ``bound`` on the good side; any on the bad side refutes.
 
     ``n, est, lo, hi`` are per group [G].
@@ -272,7 +274,8 @@ def _row(c: Criterion, task, value, n, decision, measure=None, claim=None):
 
 
 def _interval(s) -> str:
-    return f"{s.above_chance:+.2f} [{s.above_chance_lo:+.2f}, {s.above_chance_hi:+.2f}], p={s.p_value:.3f}"
+    return (f"{s.above_chance:+.2f} [{s.above_chance_lo:+.2f}, {s.above_chance_hi:+.2f}], "
+            f"p={s.p_value:.3f}")
 
 
 def clustering_rows(stats: pd.DataFrame) -> list[dict]:
@@ -304,7 +307,8 @@ def graph_row(ff_table: pd.DataFrame, n_perm: int = 10000, seed: int = 0) -> dic
     if p < c.alpha and outcome[0] != NOT_SUPPORTED:
         outcome = (NOT_SUPPORTED, None)
     cells = ", ".join(f"{a}-{b} {int(r.matches)}/{int(r.n)}" for (a, b), r in t.iterrows())
-    return _row(c, TASK_TITLES["flipflop"], f"{cells}; independence p={p:.3f}", len(ff_table), outcome)
+    value = f"{cells}; independence p={p:.3f}"
+    return _row(c, TASK_TITLES["flipflop"], value, len(ff_table), outcome)
 
 
 def frequency_row(sine_points: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
@@ -372,7 +376,7 @@ def claims_table(stats: pd.DataFrame, ff_table: pd.DataFrame, sine_points: pd.Da
 
 
 def diagnostics(stats: pd.DataFrame, distances=("structure only", "linear only")) -> pd.DataFrame:
-    """Sub-analyses beside the claims (never verdicts): architecture statistics of other distances."""
+    """Sub-analyses beside the claims, never verdicts: architecture statistics of other distances."""
     keep = [i for i in stats.index if i[1] in distances and i[2] == "arch"]
     cols = ["n", "nn_accuracy", "chance", "p_value", "above_chance", "above_chance_lo",
             "above_chance_hi", "permanova_p", "n_tied"]

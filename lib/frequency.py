@@ -39,7 +39,7 @@ def relative_error(commanded, predicted) -> np.ndarray:
 
 
 def fit_line(commanded, predicted) -> tuple[float, float, float]:
-    """Least-squares ``predicted ~ slope * commanded + offset`` and the correlation (finite pairs)."""
+    """Least squares ``predicted ~ slope * commanded + offset``, and the correlation (finite pairs)."""
     c, p = np.asarray(commanded, float), np.asarray(predicted, float)
     ok = np.isfinite(p)
     if ok.sum() < 3 or np.ptp(c[ok]) == 0:

@@ -101,6 +101,7 @@ def mode_ablation(eigvals, right, left, b, w, n_steps: int, n_modes: int | None 
         return np.where(np.abs(full)[..., None] > tol, part / full[..., None], np.nan)
 
 
-def line_ablation(eigvals, right, left, b, w, n_steps: int, n_modes: int | None = None) -> np.ndarray:
+def line_ablation(eigvals, right, left, b, w, n_steps: int,
+                  n_modes: int | None = None) -> np.ndarray:
     """:func:`mode_ablation` averaged over the P slow points of a line [M] (inputs [P, ...])."""
     return np.nanmean(mode_ablation(eigvals, right, left, b, w, n_steps, n_modes), axis=0)
