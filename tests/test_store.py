@@ -132,8 +132,8 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, reference, monkeypatch):
     key, final, ckpt = paths(tmp_path, cfg)
     real_save = store.save_checkpoint
 
-    def save_then_crash(path, key, st):  # interrupt right after the checkpoint at step 10
-        real_save(path, key, st)
+    def save_then_crash(path, key, st, *rest):  # interrupt right after the checkpoint at step 10
+        real_save(path, key, st, *rest)
         raise KeyboardInterrupt
     monkeypatch.setattr(store, "save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
