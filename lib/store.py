@@ -269,11 +269,22 @@ def try_load(cfg: ShardConfig, root: str | Path | None = None,
     key = shard_key(cfg, device)
     final = root / f"{key}.npz"
     try:
-        return load_result(final, key, cfg)
+        res = load_result(final, key, cfg)
     except CacheError as err:
         if final.exists():
             warnings.warn(f"rebuilding cached shard: {err}", stacklevel=2)
         return None
+    if (root / f"{key}.ckpt.npz").exists() or any(root.glob(f".{key}.*.tmp")):
+        _tidy(root, key)  # what a writer killed after saving this shard left behind
+    return res
+
+
+def _tidy(root: Path, key: str) -> None:
+    # Under the lock no writer of this shard is running, so what is left is dead; the saved
+    # shard was verified, so its checkpoint is stale.
+    with shard_lock(root, key):
+        sweep(root, key)
+        remove(root / f"{key}.ckpt.npz")
 
 
 def load_or_train_shard(cfg: ShardConfig, root: str | Path | None = None,

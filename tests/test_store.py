@@ -250,6 +250,20 @@ def test_a_stale_checkpoint_of_a_saved_shard_is_removed_unread(tmp_path, referen
     assert listing(tmp_path) == [f".locks/{key}.lock", f"{key}.npz"]
 
 
+def test_a_population_load_removes_a_stale_checkpoint_and_temp_files(tmp_path, reference,
+                                                                     monkeypatch):
+    from lib.population import load_or_train
+    res, ref_root = reference
+    key, final, ckpt = paths(tmp_path, config())
+    final.write_bytes(paths(ref_root, config())[1].read_bytes())
+    ckpt.write_bytes(b"stale")
+    (tmp_path / f".{key}.npz.k1ll.tmp").write_bytes(b"half")
+    forbid_training(monkeypatch)
+    pop_cfg = eval(CONFIG.format(n_steps=20), {"population_config": population_config})
+    assert_same(load_or_train(pop_cfg, root=tmp_path, progress=False).shards[0], res)
+    assert listing(tmp_path) == [f".locks/{key}.lock", f"{key}.npz"]
+
+
 HANG = f"""
 import pathlib, time
 from lib import store
