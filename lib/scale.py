@@ -14,6 +14,8 @@ from multiprocessing import get_context
 
 from tqdm.auto import tqdm
 
+from .checks import Int, Maybe
+
 EXECUTORS = ("inprocess", "processes", "dask")
 
 
@@ -33,10 +35,12 @@ def run_all(fn: Callable, items: Sequence, executor="inprocess", workers: int | 
     if executor not in EXECUTORS:
         raise ValueError(f"executor={executor!r} is not allowed; choose one of {EXECUTORS} "
                          "or pass a dask.distributed.Client")
+    Maybe(Int(1, 4096))("workers", workers)  # 0 is an error, not "all cores"
     if executor == "inprocess" or len(items) <= 1:
         return [fn(it) for it in tqdm(items, desc=desc, disable=not progress)]
     if executor == "processes":
-        return _run_processes(fn, items, workers or os.cpu_count() or 1, progress, desc)
+        return _run_processes(fn, items, workers if workers is not None else os.cpu_count() or 1,
+                              progress, desc)
     return _run_dask(fn, items, _current_client(), progress, desc)
 
 

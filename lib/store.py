@@ -31,6 +31,7 @@ import torch
 from filelock import FileLock
 
 from . import models, train
+from .checks import Int
 from .config import ShardConfig
 
 SCHEMA = 2  # 2: checkpoints carry their configuration; fixed array dtypes
@@ -295,6 +296,7 @@ def load_or_train_shard(cfg: ShardConfig, root: str | Path | None = None,
     Everything happens under the shard's lock: a second process asking for the same shard
     waits, then loads what the first one stored.
     """
+    Int(1)("checkpoint_every", checkpoint_every)
     root = Path(root) if root is not None else default_root()
     key = shard_key(cfg, device)
     final, ckpt = root / f"{key}.npz", root / f"{key}.ckpt.npz"

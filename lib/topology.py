@@ -45,7 +45,7 @@ import pandas as pd
 import torch
 
 from . import dynamics
-from .checks import Int, Real, check_choice, check_positive, gather
+from .checks import Int, Real, check_choice, gather
 from .fixed_points import FixedPointConfig, FixedPoints, cell_map, find_fixed_points
 
 

@@ -81,6 +81,8 @@ def test_bad_executor_lists_the_allowed_values():
         run_all(abs, [1, 2], executor="threads")
     with pytest.raises(ValueError, match="executor="):
         load_or_train(CFG, executor="slurm", root="/nonexistent", progress=False)
+    with pytest.raises(ValueError, match=r"workers=0 must be an integer in \[1, 4096\]"):
+        run_all(abs, [1, 2], executor="processes", workers=0)
 
 
 def test_corrupt_shards_are_rebuilt_on_the_executor(inprocess, tmp_path, monkeypatch):
