@@ -64,6 +64,10 @@ def groups(nets) -> list[Group]:
             for ns in by_shard.values()]
 
 
+class EmptyPopulationError(ValueError):
+    """No network of a population passed the inclusion criterion."""
+
+
 @dataclass
 class Population:
     """Trained shards of one population configuration, in the configuration's shard order."""
@@ -86,10 +90,25 @@ class Population:
         return df
 
     def included(self) -> list[Network]:
-        """The networks that enter the analyses (not diverged, NMSE <= ``max_nmse``)."""
+        """The networks that enter the analyses (not diverged, NMSE <= ``max_nmse``).
+
+        Raises :class:`EmptyPopulationError` when there is none: every analysis needs at
+        least one network, and this is the one place that says so.
+        """
         df = self.table()
+        self._require_included(df)
         df = df[df.included]
         return [Network(self.shards[s], int(j)) for s, j in zip(df["shard"], df["index"])]
+
+    def _require_included(self, df: pd.DataFrame) -> None:
+        if df.included.any():
+            return
+        c = self.config
+        raise EmptyPopulationError(
+            f"no network of the {c.task} population passed the inclusion criterion "
+            f"(not diverged, test NMSE <= max_nmse={c.max_nmse:g}): {len(df)} trained, "
+            f"{int(df.diverged.sum())} diverged, {int((~df.diverged).sum())} failed "
+            f"(best NMSE {df.nmse.min():.3g}); train longer or raise max_nmse")
 
     def counts(self) -> pd.DataFrame:
         """Trained, diverged, failed and included networks per architecture x activation."""
@@ -117,9 +136,13 @@ def load_or_train(config: PopulationConfig, executor="inprocess", workers: int |
     """
     root = Path(root) if root is not None else store.default_root()
     shards = config.shards()
-    missing = [c for c in shards if not (root / f"{store.shard_key(c, device)}.npz").exists()]
+    # a verified load, so corrupt or foreign files count as missing and are rebuilt on the
+    # executor like any missing shard, not one after another here
+    loaded = [store.try_load(c, root, device) for c in shards]
+    missing = [c for c, res in zip(shards, loaded) if res is None]
     if missing:
         run_all(partial(_train_into_store, root=str(root), device=device), missing, executor,
                 workers, progress, desc=f"training {config.task}")
-    return Population(config, [store.load_or_train_shard(c, root, device=device) for c in shards])
-
+    return Population(config, [res if res is not None else
+                               store.load_or_train_shard(c, root, device=device)
+                               for c, res in zip(shards, loaded)])

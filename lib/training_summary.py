@@ -100,10 +100,9 @@ def describe_reach(reach: pd.Series, n_steps: int, where: str) -> str:
 
 def typical_network(pop: Population) -> tuple[Network, pd.Series]:
     """The included network of median test NMSE (ties: the first), and its table row."""
+    pop.included()  # raises EmptyPopulationError, with the counts, when there is none
     df = pop.table()
     df = df[df.included].sort_values("nmse", kind="stable")
-    if df.empty:
-        raise ValueError("no network passed the inclusion criterion")
     row = df.iloc[(len(df) - 1) // 2]
     return Network(pop.shards[int(row["shard"])], int(row["index"])), row
 
