@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import ACT_MARKERS, ARCH_COLORS, colormap
+from . import ACT_MARKERS, ARCH_COLORS, CONTEXT_COLORS, colormap
 
 ACT_STYLES = {"tanh": "-", "relu": "--"}
 
@@ -73,11 +73,11 @@ def sine_outputs(ax, omegas, targets, outputs, cmap="viridis"):
 def cdi_outputs(ax, targets, outputs, contexts):
     """Integration targets [K, T] (solid) and outputs [K, T] (dashed), coloured by context."""
     for k in range(len(targets)):
-        color = ("C0", "C1")[int(contexts[k])]
+        color = CONTEXT_COLORS[int(contexts[k])]
         ax.plot(targets[k], color=color, lw=1.5, alpha=0.5)
         ax.plot(outputs[k], color=color, lw=1, ls="--")
-    ax.plot([], [], color="C0", label="context 1")
-    ax.plot([], [], color="C1", label="context 2")
+    ax.plot([], [], color=CONTEXT_COLORS[0], label="context 1")
+    ax.plot([], [], color=CONTEXT_COLORS[1], label="context 2")
     ax.plot([], [], color="0.4", lw=1.5, alpha=0.5, label="target")
     ax.plot([], [], color="0.4", lw=1, ls="--", label="output")
     ax.set_xlabel("time step")
