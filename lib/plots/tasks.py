@@ -21,14 +21,15 @@ def flipflop_trial(ax, inputs, targets, outputs=None, offset: float = 4.2):
         ax.axhline(lane, color="0.85", lw=0.6, zorder=0)
         for sign, color in PULSE_COLORS.items():
             hit = t[inputs[:, c] * sign > 0]
-            ax.vlines(hit, lane, lane + 0.7 * sign, color=color, lw=1.8,
-                      label=f"input pulse {sign:+d}" if c == 0 and len(hit) else None)
-            ax.vlines(hit, y0 - 1.1, lane, color=color, lw=0.5, alpha=0.35, ls=":")
+            ax.vlines(hit, lane, lane + 0.7 * sign, color=color, lw=1.8)
+            ax.vlines(hit, y0 - 1.1, lane, color=color, lw=0.6, alpha=0.5, ls=":")
         ax.step(t, y0 + targets[:, c], where="post", color="k", lw=1.2,
                 label="target" if c == 0 else None)
         if outputs is not None:
             ax.plot(t, y0 + outputs[:, c], color=OUTPUT_COLOR, lw=1,
                     label="output" if c == 0 else None)
+    for sign, color in PULSE_COLORS.items():  # keyed once, whichever pulses this trial has
+        ax.vlines([], 0, 1, color=color, lw=1.8, label=f"input pulse {sign:+d}")
     ax.set_yticks([-offset * c for c in range(inputs.shape[1])],
                   [f"bit {c + 1}" for c in range(inputs.shape[1])])
     ax.set_ylim(-offset * (inputs.shape[1] - 1) - 1.4, 3.0)
