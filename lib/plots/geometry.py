@@ -92,7 +92,10 @@ def accuracy_curve(ax, xs, acc, chance, label: str, color=None):
 
 
 def example_grid(fig, task_name: str, trajs: dict, trials, n_lines: int = 16):
-    """PCA trajectories of one example network per architecture (columns) x activation (rows).
+    """PCA trajectories of one example network per architecture (rows) x activation (columns).
+
+    Two columns rather than four, so that each panel is legible at page width; the colour key
+    goes below the panels.
 
     Parameters
     ----------
@@ -106,8 +109,8 @@ def example_grid(fig, task_name: str, trajs: dict, trials, n_lines: int = 16):
     acts = list(dict.fromkeys(b for _, b in trajs))
     proj = None if task_name == "cdi" else "3d"
     for (arch, act), traj in trajs.items():
-        ax = fig.add_subplot(len(acts), len(archs),
-                             acts.index(act) * len(archs) + archs.index(arch) + 1, projection=proj)
+        ax = fig.add_subplot(len(archs), len(acts),
+                             archs.index(arch) * len(acts) + acts.index(act) + 1, projection=proj)
         if task_name == "flipflop":
             state_cloud(ax, traj.reshape(-1, 3), flipflop_colors(trials.targets).reshape(-1, 4))
             trajectories(ax, traj[:n_lines], ["0.3"] * n_lines, lw=0.3, alpha=0.4)
@@ -118,12 +121,13 @@ def example_grid(fig, task_name: str, trajs: dict, trials, n_lines: int = 16):
             ctx = trials.info["context"][:n_lines]
             trajectories(ax, traj[:n_lines], [CONTEXT_COLORS[c] for c in ctx], lw=0.7, alpha=0.6)
         # Titles in black: colour in these panels means code, frequency or context.
-        ax.set_title(f"{arch} {act}", fontsize=8)
+        ax.set_title(f"{arch} {act}", fontsize=9)
     if task_name == "flipflop":
-        code_legend(fig, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        code_legend(fig, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=8, fontsize=8)
     elif task_name == "cdi":
         from matplotlib.lines import Line2D
         fig.legend(handles=[Line2D([], [], color=c, label=f"context {k + 1}")
                             for k, c in enumerate(CONTEXT_COLORS)],
-                   loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7)
+                   loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=2, frameon=False,
+                   fontsize=8)
     return fig
