@@ -53,7 +53,7 @@ def nmse_strip(ax, table: pd.DataFrame, threshold: float, seed: int = 0):
         ax.axhspan(top / 1.6, top * 1.6, color="0.93", zorder=-1)
         ax.text(-0.5, top, " diverged", ha="left", va="center", fontsize=7)
     ax.set_yscale("log")
-    ax.set_xticks(range(len(cells)), [f"{a}\n{f}" for a, f in cells], fontsize=6.5)
+    ax.set_xticks(range(len(cells)), [f"{a}\n{f}" for a, f in cells], fontsize=8)
     ax.set_xlim(-0.6, len(cells) - 0.4)
     ax.set_ylabel("test NMSE")
     return ax
