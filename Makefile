@@ -3,6 +3,7 @@
 # make train  : train the populations missing from the cache, a progress bar per task
 # make test   : create .venv if needed, install Debian's chromium if missing (the site test opens
 #               the built book in it), run the test suite (chapters under the smoke profile)
+# make mathjax : a local MathJax (npm) for offline math; `book` and `test` install it first
 # make lab     : JupyterLab on the project, chapters opening as notebooks and saving to their .md
 # make run CHAPTER=01_tasks PARAMS="-p example_seed 3" : papermill run into runs/01_tasks/
 # make normalise [PAGES=book/x.md] : rewrite pages in jupytext's own form (the round-trip test)
@@ -12,7 +13,7 @@ BIN    := $(VENV)/bin
 PROFILE ?= default
 JB_FLAGS := -W -n --keep-going
 
-.PHONY: env browser train book test bench clean lab run normalise
+.PHONY: env mathjax browser train book test bench clean lab run normalise
 
 env: $(VENV)/.installed
 
@@ -28,9 +29,24 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 train: env
 	RNNBOOK_PROFILE=$(PROFILE) $(BIN)/python tools/train.py --profile $(PROFILE)
 
-book: env train
+book: env mathjax train
 	RNNBOOK_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "Book built: _build/html/index.html"
+
+# MathJax for offline math, from the npm registry (Node's npm, no browser download): the book
+# serves it from _static/mathjax (tools/offline_mathjax.py copies it there at build), so no page
+# loads math from a CDN. Only the files tex-mml-chtml.js loads are kept.
+MATHJAX_VERSION := 3.2.2
+MATHJAX := .mathjax/static/mathjax
+
+mathjax: $(MATHJAX)/tex-mml-chtml.js
+
+$(MATHJAX)/tex-mml-chtml.js:
+	npm install --prefix .mathjax --no-save --no-audit --no-fund --silent mathjax@$(MATHJAX_VERSION)
+	rm -rf $(MATHJAX) && mkdir -p $(MATHJAX)
+	cd .mathjax/node_modules/mathjax/es5 && cp -r tex-mml-chtml.js input output ui a11y adaptors sre \
+	  $(CURDIR)/$(MATHJAX)/
+	cp .mathjax/node_modules/mathjax/LICENSE $(MATHJAX)/
 
 # Headless browser for tests/test_site.py: Debian's package, installed once (root, or sudo).
 CHROMIUM := /usr/bin/chromium
@@ -42,7 +58,7 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
 
-test: env browser
+test: env mathjax browser
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: env

@@ -1,4 +1,8 @@
-"""Models, training and analyses of the book (see DESIGN.md)."""
+"""Models, training and analyses of the book.
+
+Data flow, modules, cache, profiles, scale-out and how to add a task or an architecture:
+``book/design.md`` (the page "How the book is built" of the built book).
+"""
 import warnings
 
 # tqdm.auto warns inside notebooks when ipywidgets is absent, then falls back to the text bar,

@@ -12,7 +12,7 @@ import zlib
 from dataclasses import asdict, dataclass, field, fields, replace
 from itertools import product
 
-from .checks import check_choice, check_choices, check_positive, check_range
+from .checks import MAX_SEED, Choice, Int, ListOf, Real, check_choice, check_choices, gather
 from .models import ACTIVATIONS, ARCHS
 from .tasks import TASKS, make_task
 
@@ -79,18 +79,14 @@ class PopulationConfig:
     task_overrides: tuple = field(default=())
 
     def __post_init__(self):
-        check_choice("task", self.task, TASKS)
-        check_choices("archs", self.archs, ARCHS)
-        check_choices("activations", self.activations, ACTIVATIONS)
-        for name in ("hidden_sizes", "lrs", "clips"):
-            for v in _as_tuple(getattr(self, name), name):
-                check_positive(name, v, integer=name == "hidden_sizes")
-        for v in _as_tuple(self.l2s, "l2s"):
-            check_positive("l2s", v, allow_zero=True)
-        for name in ("n_seeds", "n_steps", "batch_size", "eval_batch", "shard_size"):
-            check_positive(name, getattr(self, name), integer=True)
-        check_range("lr_decay", self.lr_decay, 1e-6, 1.0)
-        check_positive("max_nmse", self.max_nmse)
+        # every field at once, so one run reports every bad value; lists come back as tuples
+        rules = _POPULATION_RULES
+        values = gather([lambda n=n: rules[n](n, getattr(self, n)) for n in rules])
+        for name, value in zip(rules, values):
+            object.__setattr__(self, name, value)
+        if self.n_networks > MAX_NETWORKS:
+            raise ValueError(f"the {self.task} population has {self.n_networks} networks; at most "
+                             f"{MAX_NETWORKS} are allowed (fewer seeds or a smaller grid)")
         make_task(self.task, **dict(self.task_overrides))  # validates the overrides
 
     def net_settings(self, arch: str, activation: str, n_hidden: int) -> list[NetSettings]:
@@ -119,10 +115,45 @@ class PopulationConfig:
         return cells * len(self.lrs) * len(self.l2s) * len(self.clips) * self.n_seeds
 
 
-def _as_tuple(value, name):
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) == 0:
-        raise ValueError(f"{name}={value!r} must be a non-empty list")
-    return tuple(value)
+MAX_HIDDEN = 4096  # largest hidden size; also the largest SVCCA k a chapter accepts
+MAX_NETWORKS = 1_000_000
+
+
+def _choices(allowed):
+    def rule(name, value):
+        check_choices(name, value, allowed)
+        return ListOf(Choice(tuple(allowed)))(name, value)
+    return rule
+
+
+def _overrides(name, value):
+    ok = isinstance(value, (tuple, list)) and all(
+        isinstance(p, (tuple, list)) and len(p) == 2 and isinstance(p[0], str) for p in value)
+    if not ok:
+        raise ValueError(f"{name}={value!r} must be a list of (task parameter, value) pairs")
+    return tuple(tuple(p) for p in value)
+
+
+# Bounds are generous (the paper profile is far inside them) but finite: a typo such as
+# n_seeds=100000 stops at once instead of running for hours.
+_POPULATION_RULES = {
+    "task": Choice(tuple(TASKS)),
+    "archs": _choices(ARCHS),
+    "activations": _choices(ACTIVATIONS),
+    "hidden_sizes": ListOf(Int(1, MAX_HIDDEN)),
+    "lrs": ListOf(Real(0.0, 1e6, low_open=True)),
+    "l2s": ListOf(Real(0.0, 1e3)),
+    "clips": ListOf(Real(0.0, 1e6, low_open=True)),
+    "n_seeds": Int(1, 10_000),
+    "n_steps": Int(1, 10_000_000),
+    "batch_size": Int(1, 65_536),
+    "lr_decay": Real(1e-6, 1.0),
+    "eval_batch": Int(1, 65_536),
+    "shard_size": Int(1, 10_000),
+    "max_nmse": Real(0.0, 1e3, low_open=True, why="normalised test error of included networks"),
+    "seed": Int(0, MAX_SEED),
+    "task_overrides": _overrides,
+}
 
 
 # Per-task settings of each profile: trial lengths and training length that fit the budget.
@@ -172,5 +203,4 @@ def population_config(profile: str, task: str, **overrides) -> PopulationConfig:
     for key in overrides:
         check_choice("population parameter", key, sorted(known))
     settings = {**_PROFILES[profile]["common"], **_PROFILES[profile][task], **overrides}
-    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
     return replace(PopulationConfig(task=task), **settings)

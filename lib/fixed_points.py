@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import models
-from .checks import check_positive
+from .checks import MAX_SEED, Int, Real, gather
 from .fixed_point_solver import (adam, compact, jacobians, outliers, polish, q_of,  # noqa: F401
                                  unique)
 
@@ -71,13 +71,17 @@ class FixedPointConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("n_init", "adam_iters", "newton_iters", "seed"):
-            check_positive(name, getattr(self, name), integer=True, allow_zero=name != "n_init")
-        for name in ("init_noise", "tol_unstable"):
-            check_positive(name, getattr(self, name), allow_zero=True)
-        for name in ("lr", "tol_adam", "tol_keep", "tol_unique", "tol_merge", "outlier_scale"):
-            check_positive(name, getattr(self, name))
+        gather([lambda n=n, r=r: r(n, getattr(self, n)) for n, r in _FP_RULES.items()])
 
+
+_POSITIVE = Real(0.0, 1.0, low_open=True)
+# finite everywhere (a NaN tolerance would keep or drop every point silently); budgets bounded
+_FP_RULES = {
+    "n_init": Int(1, 100_000), "init_noise": Real(0.0, 10.0), "lr": Real(0.0, 10.0, low_open=True),
+    "adam_iters": Int(0, 1_000_000), "tol_adam": _POSITIVE, "newton_iters": Int(0, 10_000),
+    "tol_keep": _POSITIVE, "tol_unique": Real(0.0, 10.0, low_open=True),
+    "tol_merge": Real(0.0, 10.0, low_open=True), "outlier_scale": Real(0.0, 1e6, low_open=True),
+    "tol_unstable": Real(0.0, 1.0, high_open=True), "seed": Int(0, MAX_SEED)}
 
 @dataclass(frozen=True)
 class FixedPoints:

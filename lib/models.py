@@ -143,7 +143,8 @@ def unroll(spec: CellSpec, params: dict, x: torch.Tensor, s0: torch.Tensor | Non
     drive = input_drive(params, x).expand(n, -1, -1, -1)
     s = s0 if s0 is not None else drive.new_zeros(n, x.shape[1], spec.state_dim)
     out = []
-    for d in drive.unbind(2):  # unbind, not indexing: see ENVIRONMENT.md
+    # unbind, not drive[:, :, t]: one backward node, not a zero-filled gradient per step
+    for d in drive.unbind(2):
         s = update(spec, params, s, d)
         out.append(s)
     return torch.stack(out, dim=2)

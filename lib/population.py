@@ -65,6 +65,10 @@ def groups(nets) -> list[Group]:
             for ns in by_shard.values()]
 
 
+class EmptyPopulationError(ValueError):
+    """No network of a population passed the inclusion criterion."""
+
+
 @dataclass
 class Population:
     """Trained shards of one population configuration, in the configuration's shard order."""
@@ -87,10 +91,25 @@ class Population:
         return df
 
     def included(self) -> list[Network]:
-        """The networks that enter the analyses (not diverged, NMSE <= ``max_nmse``)."""
+        """The networks that enter the analyses (not diverged, NMSE <= ``max_nmse``).
+
+        Raises :class:`EmptyPopulationError` when there is none: every analysis needs at
+        least one network, and this is the one place that says so.
+        """
         df = self.table()
+        self._require_included(df)
         df = df[df.included]
         return [Network(self.shards[s], int(j)) for s, j in zip(df["shard"], df["index"])]
+
+    def _require_included(self, df: pd.DataFrame) -> None:
+        if df.included.any():
+            return
+        c = self.config
+        raise EmptyPopulationError(
+            f"no network of the {c.task} population passed the inclusion criterion "
+            f"(not diverged, test NMSE <= max_nmse={c.max_nmse:g}): {len(df)} trained, "
+            f"{int(df.diverged.sum())} diverged, {int((~df.diverged).sum())} failed "
+            f"(best NMSE {df.nmse.min():.3g}); train longer or raise max_nmse")
 
     def counts(self) -> pd.DataFrame:
         """Trained, diverged, failed and included networks per architecture x activation."""
@@ -131,17 +150,26 @@ def load_or_train(config: PopulationConfig, executor="inprocess", workers: int |
     """
     root = Path(root) if root is not None else store.default_root()
     shards = config.shards()
-    missing = missing_shards(config, root, device)
+    # a verified load, so corrupt or foreign files count as missing and are rebuilt on the
+    # executor like any missing shard, not one after another here
+    loaded = [store.try_load(c, root, device) for c in shards]
+    missing = [c for c, res in zip(shards, loaded) if res is None]
     if missing:
         done = None if on_shard is None else (lambda i: on_shard(missing[i]))
         run_all(partial(_train_into_store, root=str(root), device=device), missing, executor,
                 workers, progress, desc=f"training {config.task}", on_done=done,
                 env=TRAINING_WORKER_ENV)
-    return Population(config, [store.load_or_train_shard(c, root, device=device) for c in shards])
+    return Population(config, [res if res is not None else
+                               store.load_or_train_shard(c, root, device=device)
+                               for c, res in zip(shards, loaded)])
 
 
 def missing_shards(config: PopulationConfig, root: str | Path | None = None,
                    device: str = "cpu") -> list:
-    """The shards of ``config`` not yet in the cache under ``root``, in shard order."""
+    """The shards of ``config`` with no file in the cache under ``root``, in shard order.
+
+    A quick look for ``tools/train.py``'s count: :func:`load_or_train` also verifies each file
+    and retrains corrupt ones.
+    """
     root = Path(root) if root is not None else store.default_root()
     return [c for c in config.shards() if not (root / f"{store.shard_key(c, device)}.npz").exists()]

@@ -6,12 +6,16 @@ one thread per shard, so all three produce the same stored results.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from multiprocessing import get_context
 
 from tqdm.auto import tqdm
+
+from .checks import Int, Maybe
 
 EXECUTORS = ("inprocess", "processes", "dask")
 
@@ -38,11 +42,12 @@ def run_all(fn: Callable, items: Sequence, executor="inprocess", workers: int | 
     if executor not in EXECUTORS:
         raise ValueError(f"executor={executor!r} is not allowed; choose one of {EXECUTORS} "
                          "or pass a dask.distributed.Client")
+    Maybe(Int(1, 4096))("workers", workers)  # 0 is an error, not "all cores"
     if executor == "inprocess" or len(items) <= 1:
         return _run_inprocess(fn, items, progress, desc, on_done)
     if executor == "processes":
-        return _run_processes(fn, items, workers or os.cpu_count() or 1, progress, desc,
-                              on_done, env)
+        return _run_processes(fn, items, workers if workers is not None else os.cpu_count() or 1,
+                              progress, desc, on_done, env)
     return _run_dask(fn, items, _current_client(), progress, desc, on_done)
 
 
@@ -57,9 +62,11 @@ def _run_inprocess(fn, items, progress, desc, on_done):
 
 def _run_processes(fn, items, workers, progress, desc, on_done=None, env=None):
     # spawn, not fork: forking a process that already ran torch can deadlock. A spawned
-    # worker is exec'd with this process's environment, so ``env`` is in place around the pool.
+    # worker is exec'd with this process's environment, so ``env`` is in place for as long
+    # as the pool may start workers.
     with _environ(env or {}), \
-            ProcessPoolExecutor(min(workers, len(items)), mp_context=get_context("spawn")) as pool:
+            ProcessPoolExecutor(min(workers, len(items)), mp_context=get_context("spawn"),
+                                initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(fn, it): i for i, it in enumerate(items)}
         with tqdm(total=len(items), desc=desc, disable=not progress) as bar:
             for fut in as_completed(futures):
@@ -82,6 +89,21 @@ def _environ(env: dict):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def exit_with_parent(parent: int, poll_s: float = 0.5) -> None:
+    """In a worker: exit as soon as process ``parent`` is gone (e.g. SIGKILLed).
+
+    A pool's workers otherwise wait for work forever once their parent is killed. An orphan
+    is re-parented, so its ``getppid()`` changes; a daemon thread polls for that (portable,
+    unlike Linux's PR_SET_PDEATHSIG, which also fires when the parent *thread* that started
+    the worker ends, and the pool starts workers from varying threads).
+    """
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def _is_client(obj) -> bool:

@@ -61,7 +61,8 @@ class FlipFlop:
     n_bits : number of independent channels (3 in the paper).
     n_time : trial length in steps.
     p_pulse : probability of a pulse per step and channel (chosen here: 0.1, inside the
-        0.05-0.2 range of PAPER.md). A pulse is +1 or -1 with equal probability.
+        0.05-0.2 range where flips are frequent enough to learn from and rare enough that
+        memory is needed). A pulse is +1 or -1 with equal probability.
     Every channel also gets a pulse at t=0 so that the target is defined from the first step.
     """
 

@@ -45,7 +45,7 @@ import pandas as pd
 import torch
 
 from . import dynamics
-from .checks import check_choice, check_positive
+from .checks import Int, Real, check_choice, gather
 from .fixed_points import FixedPointConfig, FixedPoints, cell_map, find_fixed_points
 
 
@@ -69,9 +69,10 @@ class OrbitConfig:
     zero_band: float = 0.5
 
     def __post_init__(self):
-        check_positive("n_steps", self.n_steps, integer=True)
-        for name in ("eps", "land_ratio", "zero_band"):
-            check_positive(name, getattr(self, name))
+        gather([lambda: Int(1, 1_000_000)("n_steps", self.n_steps),
+                lambda: Real(0.0, 10.0, low_open=True)("eps", self.eps),
+                lambda: Real(0.0, 1.0, low_open=True)("land_ratio", self.land_ratio),
+                lambda: Real(0.0, 1e6, low_open=True)("zero_band", self.zero_band)])
 
 
 # ---------------------------------------------------------------------------------------------

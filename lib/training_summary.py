@@ -100,10 +100,9 @@ def describe_reach(reach: pd.Series, n_steps: int, where: str) -> str:
 
 def typical_network(pop: Population) -> tuple[Network, pd.Series]:
     """The included network of median test NMSE (ties: the first), and its table row."""
+    pop.included()  # raises EmptyPopulationError, with the counts, when there is none
     df = pop.table()
     df = df[df.included].sort_values("nmse", kind="stable")
-    if df.empty:
-        raise ValueError("no network passed the inclusion criterion")
     row = df.iloc[(len(df) - 1) // 2]
     return Network(pop.shards[int(row["shard"])], int(row["index"])), row
 
@@ -120,11 +119,12 @@ def describe_counts(counts: pd.DataFrame) -> dict[str, str]:
     """Sentences for the prose from a (task, arch, activation) table of :meth:`Population.counts`.
 
     Returns ``diverged_cells`` (cells where any network diverged), ``short_cells`` (cells that
-    lost networks, with how many remain) and ``empty_cells`` (a sentence on cells left empty).
+    lost networks: how many of those trained were kept) and ``empty_cells`` (a sentence on
+    cells left empty).
     """
     cells = [f"{a}-{f} on the {t.lower()}" for t, a, f in counts.index]
     diverged = sorted({f"{a}-{f}" for (_, a, f), n in counts["diverged"].items() if n > 0})
-    short = [f"{c} ({n} of {m})" for c, n, m in zip(cells, counts.included, counts.trained)
+    short = [f"{c} ({n} of {m} kept)" for c, n, m in zip(cells, counts.included, counts.trained)
              if n < m]
     empty = [c for c, n in zip(cells, counts.included) if n == 0]
     return {"diverged_cells": ", ".join(diverged) or "none",

@@ -1,43 +1,133 @@
-"""Claims verdicts follow their stated criteria."""
+"""Claims follow their declared criteria: supported, not supported, inconclusive."""
+import numpy as np
 import pandas as pd
+import pytest
 
-from lib import claims
+from lib import claims, frequency
+from lib.chapter import TASK_TITLES
+
+TASKS = list(TASK_TITLES.values())
 
 
-def stats_frame(svcca_p, topo_p, topo_acc=0.3):
+def stats_frame(svcca=(0.6, 0.5, 0.7, 0.001), topo=(0.0, -0.05, 0.05, 0.5), n=80):
+    """Cluster statistics: (above_chance, lo, hi, p) for SVCCA (both labels) and topology."""
     rows = {}
-    for task in ("A", "B"):
-        for dist, p, acc in (("SVCCA", svcca_p, 0.9), ("topology", topo_p, topo_acc)):
+    for task in TASKS:
+        for dist, (e, lo, hi, p) in (("SVCCA", svcca), ("topology", topo), ("structure only", topo)):
             for lab in ("arch", "activation"):
-                rows[(task, dist, lab)] = dict(n=40, nn_accuracy=acc, chance=0.24, p_value=p)
+                rows[(task, dist, lab)] = dict(n=n, nn_accuracy=0.24 + e, chance=0.24, p_value=p,
+                                               above_chance=e, above_chance_lo=lo, above_chance_hi=hi)
     return pd.DataFrame(rows).T.rename_axis(["task", "distance", "label"])
 
 
-def tables(match=(True, True, False), corr=0.95, lam=0.99):
-    ff = pd.DataFrame({"matches": list(match)})
-    sine = pd.DataFrame({"arch": ["gru", "lstm"], "freq_corr": [corr, 0.99]})
-    cdi = pd.DataFrame({"arch": ["gru", "lstm"], "lam_int_0": [lam, 1.0], "lam_int_1": [lam, 1.0]})
-    return ff, sine, cdi
+def ff(rates=(1.0, 1.0, 1.0, 1.0), n=20):
+    rows = [dict(arch=a, activation="tanh", matches=i < round(r * n))
+            for a, r in zip(("vanilla", "ugrnn", "gru", "lstm"), rates) for i in range(n)]
+    return pd.DataFrame(rows)
 
 
-def verdicts(df):
-    return dict(zip(df["claim"].str[:11] + "/" + df["task"], df["verdict"]))
+def sine(scale=1.0, n=10):
+    omegas = np.linspace(0.1, 0.6, 6)
+    rng = np.random.default_rng(0)
+    pred = omegas * scale * (1 + 0.01 * rng.standard_normal((2 * n, 6)))
+    return frequency.long_table(omegas, pred, ["gru"] * n + ["lstm"] * n)
 
 
-def test_paper_like_numbers_make_every_claim_hold():
-    df = claims.claims_table(stats_frame(0.001, 0.4), *tables(), n_total=80)
-    assert set(df["verdict"]) == {"holds"} and len(df) == 2 * 3 + 3 + 1
+def cdi(lam=0.9999, n=10):
+    return pd.DataFrame({"arch": ["gru"] * n + ["lstm"] * n, "lam_int_0": [lam] * n + [1.0] * n,
+                         "lam_int_1": [lam] * n + [0.99999] * n})
+
+
+def table(**kw):
+    args = dict(stats=stats_frame(), ff_table=ff(), sine_points=sine(), cdi_table=cdi(),
+                trial_length=100, n_total=240, n_boot=200, n_perm=500)
+    return claims.claims_table(**(args | kw))
+
+
+def outcomes(df, key):
+    return list(df.loc[df["claim"].str.startswith(claims.CRITERION[key].claim), "outcome"])
+
+
+def test_paper_like_numbers_support_every_claim():
+    df = table()
+    assert set(df["outcome"]) == {"supported"}, df[["claim", "task", "outcome"]]
+    assert len(df) == 3 * 3 + 3 + 1
+
+
+def test_a_non_significant_test_is_not_universality():
+    # wide interval around a small effect: p large, but the upper end above the margin
+    df = table(stats=stats_frame(topo=(0.03, -0.1, 0.25, 0.4)))
+    assert set(outcomes(df, "universal")) == {"inconclusive"}
+    needed = df.loc[df.outcome == "inconclusive", "needed"]
+    assert needed.str.startswith("about").sum() == 3 and len(needed) == 4
+    assert outcomes(df, "cautionary") == ["inconclusive"]
 
 
 def test_topology_that_separates_architectures_refutes_universality():
-    df = claims.claims_table(stats_frame(0.001, 0.001, topo_acc=0.95), *tables(), n_total=80)
-    v = verdicts(df)
-    assert v["2. Topology/A"] == "does not hold" and v["3. Comparin/all three"] == "does not hold"
-    weaker = claims.claims_table(stats_frame(0.001, 0.001, topo_acc=0.5), *tables(), n_total=80)
-    assert verdicts(weaker)["2. Topology/A"] == "partly"
+    df = table(stats=stats_frame(topo=(0.5, 0.4, 0.6, 0.001)))
+    assert set(outcomes(df, "universal")) == {"not supported"}
+    assert outcomes(df, "cautionary") == ["not supported"]
 
 
-def test_dynamics_criteria():
-    df = claims.claims_table(stats_frame(0.001, 0.4), *tables((False, False, True), 0.7, 0.9), 80)
-    v = dict(zip(df["claim"].str[3:10], df["verdict"]))
-    assert v["Flip-fl"] == "partly" and v["The lin"] == "partly" and v["Every a"] == "does not hold"
+def test_too_few_networks_are_inconclusive():
+    df = table(stats=stats_frame(n=10))
+    assert set(outcomes(df, "individual")) == {"inconclusive"}
+    assert set(outcomes(df, "universal")) == {"inconclusive"}
+
+
+def test_geometry_without_information_is_not_individual():
+    df = table(stats=stats_frame(svcca=(0.0, -0.05, 0.05, 0.6)))
+    assert set(outcomes(df, "individual")) == {"not supported"}
+
+
+def test_graph_criterion_per_cell_and_independence():
+    assert outcomes(table(ff_table=ff((1, 1, 0.1, 1))), "graph") == ["not supported"]
+    assert outcomes(table(ff_table=ff((1, 1, 1, 1), n=8)), "graph") == ["inconclusive"]
+    t, chi2, p = claims.graph_rates(ff((1, 1, 0.5, 0.5), n=12), n_perm=2000)
+    assert p < 0.05 and chi2 > 0 and list(t["matches"]) == [12, 12, 6, 6]
+    assert claims.independence_test(np.ones(10, bool), np.arange(10) % 2) == (0.0, 1.0)
+
+
+def test_independence_test_null_is_calibrated():
+    ps = [claims.independence_test(np.random.default_rng(s).random(40) < 0.5,
+                                   np.arange(40) % 4, n_perm=300, seed=s)[1] for s in range(40)]
+    assert np.mean(np.array(ps) < 0.05) < 0.15 and 0.35 < np.mean(ps) < 0.7
+
+
+def test_frequency_and_integration_criteria():
+    assert outcomes(table(sine_points=sine(1.5)), "frequency") == ["not supported"]
+    assert outcomes(table(cdi_table=cdi(0.95)), "integrates") == ["not supported"]  # tau = 20
+    assert outcomes(table(cdi_table=cdi(np.nan)), "integrates") == ["not supported"]
+    t = claims.time_constants(cdi(0.99), n_boot=50)
+    assert t.loc["gru", "tau"] == pytest.approx(100)
+
+
+def test_clopper_pearson_and_networks_needed():
+    lo, hi = claims.clopper_pearson(np.array([8]), np.array([8]))
+    assert lo[0] == pytest.approx(0.025 ** (1 / 8)) and hi[0] == 1
+    # half the interval's reach in 4x the networks
+    assert claims.networks_needed(20, 0.05, -0.05, 0.15, 0.10) == 20 * 4
+    assert claims.networks_needed(20, 0.10, 0.0, 0.2, 0.10) is None
+
+
+def test_criteria_are_declared_and_rendered():
+    ct = claims.criteria_table()
+    assert list(ct.columns[:3]) == ["claim", "measure", "rule"] and len(ct) == len(claims.CRITERIA)
+    assert "0.1" in ct.loc[1, "rule"] and "{" not in "".join(ct["rule"])
+    with pytest.raises(Exception):
+        claims.CRITERIA[0].margin = 0.5  # frozen
+
+
+def test_diagnostics_never_enter_the_verdicts():
+    s = stats_frame()
+    s.loc[s.index.get_level_values("distance") == "structure only", "p_value"] = 0.0001
+    assert table(stats=s).equals(table())
+    assert len(claims.diagnostics(s)) == 3
+
+
+def test_networks_needed_follow_the_nearer_decision():
+    ind, uni = claims.CRITERION["individual"], claims.CRITERION["universal"]
+    # 0.03 above chance, interval [-0.10, 0.20]: the upper end reaches 0.10 first (~ 40 * (0.17/0.07)^2)
+    assert claims.judge_separation(ind, 40, 0.03, -0.1, 0.2, 0.3) == ("inconclusive", 236)
+    # above the margin, universality is refuted once the lower end leaves 0
+    assert claims.judge_equivalence(uni, 40, 0.15, -0.02, 0.3, 0.1) == ("inconclusive", 52)

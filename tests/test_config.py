@@ -34,11 +34,64 @@ def test_seeds_do_not_depend_on_sharding():
     (dict(profile="huge"), "profile='huge'.*'smoke', 'default', 'paper'"),
     (dict(task="xor"), "task='xor'"),
     (dict(archs=("vanilla", "transformer")), "archs contains 'transformer'"),
-    (dict(hidden_sizes=(-4,)), "hidden_sizes=-4"),
+    (dict(hidden_sizes=(-4,)), r"hidden_sizes\[0\]=-4 must be an integer in \[1, 4096\]"),
+    (dict(hidden_sizes=()), r"hidden_sizes=\(\) must be a non-empty list"),
+    (dict(hidden_sizes=(8, 8)), "must not repeat"),
+    (dict(hidden_sizes=(8.0,)), r"hidden_sizes\[0\]=8.0 must be an integer"),
     (dict(n_steps=0), "n_steps=0"),
+    (dict(n_seeds=100_000), r"n_seeds=100000 must be an integer in \[1, 10000\]"),
+    (dict(lrs=(float("nan"),)), r"lrs\[0\]=nan must be a finite number"),
+    (dict(lrs=0.01), "lrs=0.01 must be a non-empty list"),
+    (dict(max_nmse=float("nan")), "max_nmse=nan must be a finite number"),
+    (dict(max_nmse=float("inf")), "max_nmse=inf"),
+    (dict(l2s=(-1e-4,)), r"l2s\[0\]"),
+    (dict(seed=-1), "seed=-1"),
+    (dict(batch_size=True), "batch_size=True must be an integer"),
+    (dict(task_overrides=(("n_time", float("nan")),)), "n_time=nan"),
     (dict(learning_rate=1.0), "learning_rate"),
 ])
 def test_bad_population_parameters(kwargs, match):
     args = dict(profile="smoke", task="flipflop") | kwargs
     with pytest.raises(ValueError, match=match):
         population_config(args.pop("profile"), args.pop("task"), **args)
+
+
+def test_every_bad_field_is_reported_at_once():
+    with pytest.raises(ValueError, match="2 bad parameters") as err:
+        population_config("smoke", "flipflop", n_steps=0, max_nmse=float("nan"))
+    assert "n_steps=0" in str(err.value) and "max_nmse=nan" in str(err.value)
+
+
+def test_population_size_is_bounded():
+    with pytest.raises(ValueError, match="networks; at most"):
+        population_config("paper", "flipflop", n_seeds=10_000)
+
+
+def test_lists_come_back_as_tuples():
+    cfg = population_config("smoke", "flipflop", lrs=[1e-2, 1e-3])
+    assert cfg.lrs == (1e-2, 1e-3) and hash(cfg)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(tol_keep=float("nan")), r"tol_keep=nan must be a finite number in \(0, 1\]"),
+    (dict(n_init=0), "n_init=0"),
+    (dict(n_init=10**6), r"n_init=1000000 must be an integer in \[1, 100000\]"),
+    (dict(adam_iters=-1), "adam_iters=-1"),
+    (dict(lr=float("inf")), "lr=inf"),
+    (dict(tol_unstable=1.5), "tol_unstable=1.5"),
+])
+def test_bad_fixed_point_settings(kwargs, match):
+    from lib.fixed_points import FixedPointConfig
+    with pytest.raises(ValueError, match=match):
+        FixedPointConfig(**kwargs)
+    assert FixedPointConfig(adam_iters=0, newton_iters=0).adam_iters == 0  # 0 is a valid budget
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(eps=float("nan")), "eps=nan"), (dict(n_steps=0), "n_steps=0"),
+    (dict(land_ratio=2.0), r"land_ratio=2.0 must be a finite number in \(0, 1\]"),
+])
+def test_bad_orbit_settings(kwargs, match):
+    from lib.topology import OrbitConfig
+    with pytest.raises(ValueError, match=match):
+        OrbitConfig(**kwargs)

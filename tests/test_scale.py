@@ -3,12 +3,17 @@
 The process pool uses ``spawn`` (a fresh interpreter that imports ``lib``), so this also checks
 that shards pickle and that workers started from pytest find the package.
 """
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lib import store
+from lib import store, train
 from lib.config import population_config
 from lib.population import load_or_train
 from lib.scale import run_all
@@ -76,3 +81,68 @@ def test_bad_executor_lists_the_allowed_values():
         run_all(abs, [1, 2], executor="threads")
     with pytest.raises(ValueError, match="executor="):
         load_or_train(CFG, executor="slurm", root="/nonexistent", progress=False)
+    with pytest.raises(ValueError, match=r"workers=0 must be an integer in \[1, 4096\]"):
+        run_all(abs, [1, 2], executor="processes", workers=0)
+
+
+def test_corrupt_shards_are_rebuilt_on_the_executor(inprocess, tmp_path, monkeypatch):
+    """The caller never trains: a damaged file is retrained by the worker processes."""
+    for path in inprocess[0].glob("*.npz"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    damaged = sorted(tmp_path.glob("*.npz"))[:2]
+    for path in damaged:
+        path.write_bytes(path.read_bytes()[:300])
+
+    def no_training_here(*args, **kwargs):
+        raise AssertionError("a shard was rebuilt in the calling process")
+    monkeypatch.setattr(train, "train_shard", no_training_here)
+    with pytest.warns(UserWarning, match="rebuilding cached shard"):
+        load_or_train(CFG, executor="processes", workers=2, root=tmp_path, progress=False)
+    assert stored_arrays(tmp_path) == stored_arrays(inprocess[0])
+
+
+ORPHANS = """
+import time
+from lib.scale import run_all
+run_all(time.sleep, [600, 600], executor="processes", workers=2, progress=False)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    """Live pool workers (spawned interpreters) whose parent is ``pid``."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z" and b"spawn_main" in cmd:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_workers_exit_when_their_parent_is_killed():
+    parent = subprocess.Popen([sys.executable, "-c", ORPHANS])
+    try:
+        while len(workers := _children(parent.pid)) < 2:
+            assert parent.poll() is None
+            time.sleep(0.05)
+    finally:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 60  # a guard against hanging, not a timing claim
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, "pool workers outlived their killed parent"

@@ -34,7 +34,7 @@ def test_counts_sentences_and_typical_network():
     counts = pd.concat({"Flip": pop.counts()}, names=["task"])
     text = summary.describe_counts(counts)
     assert text["diverged_cells"] == "vanilla-tanh"
-    assert text["short_cells"] == "vanilla-tanh on the flip (1 of 2); gru-tanh on the flip (1 of 2)"
+    assert text["short_cells"] == "vanilla-tanh on the flip (1 of 2 kept); gru-tanh on the flip (1 of 2 kept)"
     assert text["empty_cells"].startswith("Every cell")
     net, row = summary.typical_network(pop)  # included: 0.01 and 0.05 -> the lower median
     assert (net.label, row.nmse) == ("gru-tanh", 0.01)

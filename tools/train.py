@@ -32,6 +32,7 @@ def train_task(task: str, profile: str, executor: str, workers, device: str) -> 
     n_shards, missing = len(cfg.shards()), missing_shards(cfg, device=device)
     if not missing:
         print(f"{task}: all {n_shards} shards in the cache", file=sys.stderr)
+        pop = load_or_train(cfg, device=device, progress=False)
     else:
         done = [n_shards - len(missing)]
         # smoothing=0: the rate is averaged over the whole run, since shards finish in bursts
@@ -41,9 +42,9 @@ def train_task(task: str, profile: str, executor: str, workers, device: str) -> 
                 done[0] += 1
                 bar.set_description_str(f"{task}: shards {done[0]}/{n_shards}", refresh=False)
                 bar.update(len(shard.nets))
-            load_or_train(cfg, executor, workers, progress=False, device=device,
-                          on_shard=on_shard)
-    counts = load_or_train(cfg, device=device, progress=False).counts().sum()
+            pop = load_or_train(cfg, executor, workers, progress=False, device=device,
+                                on_shard=on_shard)
+    counts = pop.counts().sum()
     print(f"{task}: {counts.trained} networks, {counts.included} included, "
           f"{counts.diverged} diverged", file=sys.stderr)
 

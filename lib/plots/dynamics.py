@@ -3,15 +3,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ACT_MARKERS, ARCH_COLORS
+from . import (ACT_MARKERS, ARCH_COLORS, CONTEXT_COLORS, STABILITY_COLORS, STABILITY_LABELS,
+               stability_colors, stability_legend)
 from ..dynamics import pca
 
-# Colour of a fixed point by its number of unstable modes (0 = stable, ..., 3 or more).
-UNSTABLE_COLORS = ("#000000", "#e41a1c", "#ff7f00", "#dede00")
+UNSTABLE_COLORS = STABILITY_COLORS  # the book's one stability palette (lib/plots/__init__.py)
 
 
-def _unstable_color(n):
-    return [UNSTABLE_COLORS[min(int(k), len(UNSTABLE_COLORS) - 1)] for k in np.atleast_1d(n)]
+def _pc_labels(ax, dims: int = 2):
+    """Name the axes PC1..PC3 (tick values of a per-network PCA mean nothing, so none)."""
+    ax.set_xticks([]); ax.set_yticks([])
+    ax.set_xlabel("PC1", labelpad=-8 if dims == 3 else 2, fontsize=7)
+    ax.set_ylabel("PC2", labelpad=-8 if dims == 3 else 2, fontsize=7)
+    if dims == 3:
+        ax.set_zticks([])
+        ax.set_zlabel("PC3", labelpad=-10, fontsize=7)
 
 
 def fixed_points_pca(ax, visited, points, n_unstable, n_traj_points: int = 3000, dims: int = 3):
@@ -23,20 +29,15 @@ def fixed_points_pca(ax, visited, points, n_unstable, n_traj_points: int = 3000,
     z = (visited[:n_traj_points] - mean) @ axes
     p = (points - mean) @ axes
     ax.plot(*z.T, ".", color="0.8", ms=1, zorder=0)
-    ax.scatter(*p.T, c=_unstable_color(n_unstable), s=18, depthshade=False, zorder=3) \
-        if dims == 3 else ax.scatter(*p.T, c=_unstable_color(n_unstable), s=18, zorder=3)
-    ax.set_xticks([]); ax.set_yticks([])
-    if dims == 3:
-        ax.set_zticks([])
+    extra = {"depthshade": False} if dims == 3 else {}
+    ax.scatter(*p.T, c=stability_colors(n_unstable), s=18, zorder=3, **extra)
+    _pc_labels(ax, dims)
     return ax
 
 
-def unstable_legend(ax, **kw):
-    """Legend of the unstable-mode colours."""
-    from matplotlib.lines import Line2D
-    labels = ["stable", "1 unstable", "2 unstable", "3+ unstable"]
-    handles = [Line2D([], [], ls="", marker="o", color=c, label=l) for c, l in zip(UNSTABLE_COLORS, labels)]
-    return ax.legend(handles=handles, frameon=False, **kw)
+def unstable_legend(target, **kw):
+    """Legend of the stability colours (on an Axes or a Figure)."""
+    return stability_legend(target, **kw)
 
 
 def stability_counts(ax, table):
@@ -47,8 +48,8 @@ def stability_counts(ax, table):
     mean = table.groupby("label", sort=False)[[f"unstable_{u}" for u in range(4)]].mean()
     bottom = np.zeros(len(mean))
     for u, col in enumerate(mean.columns):
-        ax.bar(mean.index, mean[col], bottom=bottom, color=UNSTABLE_COLORS[u],
-               label="stable" if u == 0 else f"{u} unstable")
+        ax.bar(mean.index, mean[col], bottom=bottom, color=STABILITY_COLORS[u],
+               label=STABILITY_LABELS[u])
         bottom += mean[col].to_numpy()
     ax.axhline(8, color="0.5", lw=0.8, ls="--")
     ax.set_ylabel("fixed points per network")
@@ -73,20 +74,24 @@ def frequency_prediction(ax, df, top: float = 1.2):
     return ax
 
 
-def limit_cycle(ax, states, point):
+def limit_cycle(ax, states, point, label: str | None = None):
     """A trajectory [T, S] and its fixed point [S] in the top-2 PCA plane of its second half.
 
     The plane is fitted after the transient from the zero state, so that it is the cycle's.
+    ``label`` is written inside the panel (a title above small panels collides with the row
+    above).
     """
     mean, axes = pca(states[len(states) // 2:], 2)
     z, p = (states - mean) @ axes, (point - mean) @ axes
     ax.plot(*z.T, lw=0.8, color="0.3")
-    ax.plot(*p, "x", color="#e41a1c", ms=7, mew=2)
-    ax.set_xticks([]); ax.set_yticks([])
+    ax.plot(*p, "x", color=STABILITY_COLORS[1], ms=7, mew=2)
+    _pc_labels(ax)
+    if label:
+        ax.text(0.02, 0.98, label, transform=ax.transAxes, ha="left", va="top", fontsize=7)
     return ax
 
 
-def line_attractors(ax, visited, points_by_context, colors=("#1b9e77", "#7570b3")):
+def line_attractors(ax, visited, points_by_context, colors=CONTEXT_COLORS):
     """Slow points of both contexts over the visited states (grey), in the states' 2-D PCA.
 
     visited [V, S]; points_by_context: list of [m_c, S].
@@ -97,7 +102,7 @@ def line_attractors(ax, visited, points_by_context, colors=("#1b9e77", "#7570b3"
     for c, pts in enumerate(points_by_context):
         p = (pts - mean) @ axes
         ax.plot(*p.T, "o", ms=3, color=colors[c], label=f"context {c + 1}")
-    ax.set_xticks([]); ax.set_yticks([])
+    _pc_labels(ax)
     return ax
 
 

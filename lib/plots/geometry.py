@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ACT_COLORS, ACT_MARKERS, ARCH_COLORS, colormap
+from . import (ACT_COLORS, ACT_MARKERS, ARCH_COLORS, CODE_COLORS, CONTEXT_COLORS, code_legend,
+               colormap)
 
 
 def _xyz(ax, pts):
@@ -28,18 +29,20 @@ def state_cloud(ax, pts, colors, size: float = 2.0, alpha: float = 0.6):
 
 
 def _label_pcs(ax):
-    ax.set_xlabel("PC1", labelpad=-10)
-    ax.set_ylabel("PC2", labelpad=-10)
+    three = ax.name == "3d"
+    ax.set_xlabel("PC1", labelpad=-8 if three else 2, fontsize=7)
+    ax.set_ylabel("PC2", labelpad=-8 if three else 2, fontsize=7)
     ax.set_xticks([]), ax.set_yticks([])
-    if ax.name == "3d":
-        ax.set_zlabel("PC3", labelpad=-12)
+    if three:
+        ax.set_zlabel("PC3", labelpad=-10, fontsize=7)
         ax.set_zticks([])
 
 
 def flipflop_colors(targets) -> np.ndarray:
     """Colour [..., 4] of each sample by its 3-bit target code (8 colours); targets [..., 3]."""
+    from matplotlib.colors import to_rgba_array
     code = ((np.asarray(targets) > 0) * np.array([4, 2, 1])).sum(-1)
-    return colormap("tab10", 10)[[0, 1, 2, 3, 4, 5, 6, 8]][code]
+    return to_rgba_array(CODE_COLORS)[code]
 
 
 def distance_matrix(ax, D, groups, cmap: str = "viridis", vmax=None):
@@ -89,7 +92,10 @@ def accuracy_curve(ax, xs, acc, chance, label: str, color=None):
 
 
 def example_grid(fig, task_name: str, trajs: dict, trials, n_lines: int = 16):
-    """PCA trajectories of one example network per architecture (columns) x activation (rows).
+    """PCA trajectories of one example network per architecture (rows) x activation (columns).
+
+    Two columns rather than four, so that each panel is legible at page width; the colour key
+    goes below the panels.
 
     Parameters
     ----------
@@ -103,8 +109,8 @@ def example_grid(fig, task_name: str, trajs: dict, trials, n_lines: int = 16):
     acts = list(dict.fromkeys(b for _, b in trajs))
     proj = None if task_name == "cdi" else "3d"
     for (arch, act), traj in trajs.items():
-        ax = fig.add_subplot(len(acts), len(archs),
-                             acts.index(act) * len(archs) + archs.index(arch) + 1, projection=proj)
+        ax = fig.add_subplot(len(archs), len(acts),
+                             archs.index(arch) * len(acts) + acts.index(act) + 1, projection=proj)
         if task_name == "flipflop":
             state_cloud(ax, traj.reshape(-1, 3), flipflop_colors(trials.targets).reshape(-1, 4))
             trajectories(ax, traj[:n_lines], ["0.3"] * n_lines, lw=0.3, alpha=0.4)
@@ -113,6 +119,15 @@ def example_grid(fig, task_name: str, trajs: dict, trials, n_lines: int = 16):
             trajectories(ax, traj[:, half:], colormap("viridis", len(traj)), lw=0.7)
         else:
             ctx = trials.info["context"][:n_lines]
-            trajectories(ax, traj[:n_lines], [("C0", "C1")[c] for c in ctx], lw=0.7, alpha=0.6)
-        ax.set_title(f"{arch} {act}", fontsize=8, color=ARCH_COLORS.get(arch, "k"))
+            trajectories(ax, traj[:n_lines], [CONTEXT_COLORS[c] for c in ctx], lw=0.7, alpha=0.6)
+        # Titles in black: colour in these panels means code, frequency or context.
+        ax.set_title(f"{arch} {act}", fontsize=9)
+    if task_name == "flipflop":
+        code_legend(fig, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=8, fontsize=8)
+    elif task_name == "cdi":
+        from matplotlib.lines import Line2D
+        fig.legend(handles=[Line2D([], [], color=c, label=f"context {k + 1}")
+                            for k, c in enumerate(CONTEXT_COLORS)],
+                   loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=2, frameon=False,
+                   fontsize=8)
     return fig

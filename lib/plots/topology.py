@@ -4,9 +4,9 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from . import ARCH_COLORS
+from . import ARCH_COLORS, STABILITY_COLORS, stability_colors, stability_legend
 
-UNSTABLE_COLORS = ("#1a9850", "#fdae61", "#d73027", "#762a83")  # 0, 1, 2, 3+ unstable modes
+UNSTABLE_COLORS = STABILITY_COLORS  # the book's one stability palette (lib/plots/__init__.py)
 
 
 def cube_xy(code: str) -> np.ndarray:
@@ -29,31 +29,50 @@ def graph_layout(G: nx.DiGraph) -> dict:
     return pos
 
 
-def fixed_point_graph(ax, G: nx.DiGraph, title: str = "", labels: bool = True):
-    """Draw a labelled fixed-point graph; nodes coloured by their number of unstable modes."""
+def fixed_point_graph(ax, G: nx.DiGraph, title: str = "", labels: bool = True,
+                      node_size: float = 90, font_size: float = 8):
+    """Draw a labelled fixed-point graph; nodes coloured by their number of unstable modes.
+
+    Sizes are for a panel about 3 inches wide: draw at most three graphs side by side at page
+    width (:func:`graph_grid`), or the codes become unreadable.
+    """
     pos = graph_layout(G)
-    colors = [UNSTABLE_COLORS[min(u, 3)] for _, u in G.nodes(data="n_unstable")]
-    nx.draw_networkx_edges(G, pos, ax=ax, edge_color="0.6", arrows=True, arrowsize=6, width=0.8,
-                           node_size=60)
-    nx.draw_networkx_nodes(G, pos, ax=ax, node_color=colors, node_size=60, edgecolors="k",
-                           linewidths=0.4)
+    colors = stability_colors([u for _, u in G.nodes(data="n_unstable")])
+    nx.draw_networkx_edges(G, pos, ax=ax, edge_color="0.55", arrows=True, arrowsize=9, width=1.0,
+                           node_size=node_size)
+    nx.draw_networkx_nodes(G, pos, ax=ax, node_color=colors, node_size=node_size, edgecolors="k",
+                           linewidths=0.5)
     if labels:
         stable = {p: d["label"] for p, d in G.nodes(data=True) if d["n_unstable"] == 0}
-        offset = {p: xy + [0, 0.16] for p, xy in pos.items()}
-        nx.draw_networkx_labels(G, offset, labels=stable, ax=ax, font_size=6)
-    ax.set_title(title, fontsize=8)
+        offset = {p: xy + [0, 0.2] for p, xy in pos.items()}
+        nx.draw_networkx_labels(G, offset, labels=stable, ax=ax, font_size=font_size,
+                                font_family="monospace")
+    ax.set_title(title, fontsize=font_size + 1)
+    ax.margins(0.12)
     ax.set_aspect("equal")
     ax.axis("off")
     return ax
 
 
-def unstable_legend(ax):
-    """Legend of the node colours."""
-    for u, c in enumerate(UNSTABLE_COLORS):
-        ax.scatter([], [], color=c, edgecolors="k", linewidths=0.4, s=25,
-                   label=f"{u}{'+' if u == 3 else ''} unstable" if u else "stable")
-    ax.legend(fontsize=6, frameon=False, loc="upper left", bbox_to_anchor=(0, 0), ncols=2)
-    return ax
+def unstable_legend(target, **kw):
+    """Legend of the node colours (the book's stability palette), below an Axes by default."""
+    return stability_legend(target, **{"loc": "upper left", "bbox_to_anchor": (0, 0), "ncols": 2,
+                                       **kw})
+
+
+def graph_grid(fig, graphs: list, titles: list, ncols: int = 3):
+    """Fixed-point graphs [(G, labels)] in rows of ``ncols`` panels, legible at page width.
+
+    Returns the axes; the stability key goes below the grid.
+    """
+    nrows = -(-len(graphs) // ncols)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (G, labels), title in zip(axes, graphs, titles):
+        fixed_point_graph(ax, G, title, labels=labels)
+    for ax in axes[len(graphs):]:
+        ax.axis("off")
+    stability_legend(fig, loc="lower center", ncols=4, bbox_to_anchor=(0.5, 0))
+    return axes
 
 
 def match_bars(ax, table, column: str = "matches", label: str = "fraction matching"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import ACT_MARKERS, ARCH_COLORS, colormap
+from . import ACT_MARKERS, ARCH_COLORS, CONTEXT_COLORS, colormap
 
 ACT_STYLES = {"tanh": "-", "relu": "--"}
 
@@ -53,7 +53,7 @@ def nmse_strip(ax, table: pd.DataFrame, threshold: float, seed: int = 0):
         ax.axhspan(top / 1.6, top * 1.6, color="0.93", zorder=-1)
         ax.text(-0.5, top, " diverged", ha="left", va="center", fontsize=7)
     ax.set_yscale("log")
-    ax.set_xticks(range(len(cells)), [f"{a}\n{f}" for a, f in cells], fontsize=6.5)
+    ax.set_xticks(range(len(cells)), [f"{a}\n{f}" for a, f in cells], fontsize=8)
     ax.set_xlim(-0.6, len(cells) - 0.4)
     ax.set_ylabel("test NMSE")
     return ax
@@ -73,11 +73,11 @@ def sine_outputs(ax, omegas, targets, outputs, cmap="viridis"):
 def cdi_outputs(ax, targets, outputs, contexts):
     """Integration targets [K, T] (solid) and outputs [K, T] (dashed), coloured by context."""
     for k in range(len(targets)):
-        color = ("C0", "C1")[int(contexts[k])]
+        color = CONTEXT_COLORS[int(contexts[k])]
         ax.plot(targets[k], color=color, lw=1.5, alpha=0.5)
         ax.plot(outputs[k], color=color, lw=1, ls="--")
-    ax.plot([], [], color="C0", label="context 1")
-    ax.plot([], [], color="C1", label="context 2")
+    ax.plot([], [], color=CONTEXT_COLORS[0], label="context 1")
+    ax.plot([], [], color=CONTEXT_COLORS[1], label="context 2")
     ax.plot([], [], color="0.4", lw=1.5, alpha=0.5, label="target")
     ax.plot([], [], color="0.4", lw=1, ls="--", label="output")
     ax.set_xlabel("time step")
