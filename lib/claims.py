@@ -57,12 +57,14 @@ CRITERIA = (
     Criterion(
         "individual", "1. Geometry is individual: SVCCA distances separate",
         "tie-aware leave-one-out 1-NN accuracy minus chance: 95% bootstrap interval over networks; "
-        "label-permutation p",
-        "supported if p < {alpha} and the interval's lower end > 0; not supported if its upper "
-        "end < {margin} (no more than negligible information); otherwise inconclusive "
-        "(needs >= {min_n} networks)",
-        "the same margin as for universality, so that both claims are judged on one scale"
-        , margin=0.10),
+        "label-permutation p; under every SVCCA rule of chapter 4 (a fixed k and Raghu et al.'s "
+        "variance rules)",
+        "supported if under every rule p < {alpha} and the interval's lower end > 0; not "
+        "supported if under every rule its upper end < {margin} (no more than negligible "
+        "information); otherwise inconclusive, also when the rules disagree (needs >= {min_n} "
+        "networks)",
+        "the same margin as for universality, so that both claims are judged on one scale; every "
+        "rule must agree because the paper does not say which one it used", margin=0.10),
     Criterion(
         "universal", "2. Topology is universal: the topology distance carries no architecture",
         "tie-aware leave-one-out 1-NN accuracy minus chance: 95% bootstrap interval over networks; "
@@ -278,21 +280,45 @@ def _interval(s) -> str:
             f"p={s.p_value:.3f}")
 
 
+def svcca_distances(stats: pd.DataFrame, task) -> list[str]:
+    """The SVCCA rules in ``stats`` for ``task``: distances named "SVCCA" or "SVCCA <rule>"."""
+    names = dict.fromkeys(stats.loc[task].index.get_level_values(0))
+    return [d for d in names if d == "SVCCA" or d.startswith("SVCCA ")]
+
+
+def every_rule(decisions: list[tuple[str, int | None]]) -> tuple[str, int | str | None]:
+    """One outcome from the same claim judged under several rules: all must agree."""
+    outcomes = [o for o, _ in decisions]
+    if all(o == SUPPORTED for o in outcomes):
+        return SUPPORTED, None
+    if all(o == NOT_SUPPORTED for o in outcomes):
+        return NOT_SUPPORTED, None
+    needed = [n for o, n in decisions if o == INCONCLUSIVE]
+    if not needed:
+        return INCONCLUSIVE, "none: the SVCCA rules disagree"
+    return INCONCLUSIVE, None if None in needed else max(needed)
+
+
 def clustering_rows(stats: pd.DataFrame) -> list[dict]:
     """Claims 1 (SVCCA separates architecture and activation) and 2 (topology universal) per task.
 
     ``stats``: :func:`lib.embed.cluster_stats` rows indexed (task, distance, label), with
-    distance in {"SVCCA", "topology"} and label in {"arch", "activation"}; other distances
-    are diagnostics and ignored here.
+    distance "topology" and one or more SVCCA rules ("SVCCA", or "SVCCA <rule>", e.g.
+    "SVCCA k = 10", "SVCCA 99% of variance"), label in {"arch", "activation"}; other distances
+    are diagnostics and ignored here. Claim 1 must hold under every SVCCA rule.
     """
     ind, uni, rows = CRITERION["individual"], CRITERION["universal"], []
     for task in dict.fromkeys(stats.index.get_level_values(0)):
+        rules = svcca_distances(stats, task)
         for lab in ("arch", "activation"):
-            s = stats.loc[(task, "SVCCA", lab)]
+            ss = [stats.loc[(task, d, lab)] for d in rules]
             name = {"arch": "architectures", "activation": "activations"}[lab]
-            rows.append(_row(ind, task, _interval(s), s.n, judge_separation(
-                ind, s.n, s.above_chance, s.above_chance_lo, s.above_chance_hi, s.p_value),
-                measure=f"label: {lab}; " + ind.measure, claim=f"{ind.claim} {name}"))
+            value = "; ".join((f"{d.removeprefix('SVCCA').strip()}: " if len(rules) > 1 else "")
+                              + _interval(s) for d, s in zip(rules, ss))
+            decision = every_rule([judge_separation(ind, s.n, s.above_chance, s.above_chance_lo,
+                                                    s.above_chance_hi, s.p_value) for s in ss])
+            rows.append(_row(ind, task, value, ss[0].n, decision,
+                             measure=f"label: {lab}; " + ind.measure, claim=f"{ind.claim} {name}"))
         t = stats.loc[(task, "topology", "arch")]
         rows.append(_row(uni, task, _interval(t), t.n, judge_equivalence(
             uni, t.n, t.above_chance, t.above_chance_lo, t.above_chance_hi, t.p_value)))

@@ -124,29 +124,31 @@ class CCA(Chapter):
     """Chapter 4."""
 
     svcca_k: int | None
-    ks: tuple
+    k_max: int
+    variance_rules: tuple
     n_perm: int
     seed: int
 
     def rules(self):
-        return dict(svcca_k=_svcca_k(self), ks=ListOf(Int(1, MAX_HIDDEN), max_len=100),
+        return dict(svcca_k=_svcca_k(self), k_max=Int(1, MAX_HIDDEN),
+                    variance_rules=ListOf(Real(0.0, 1.0, low_open=True, high_open=True,
+                                               why="a fraction of the variance"), max_len=10),
                     n_perm=Int(1, MAX_PERM), seed=SEED)
-
-    def relations(self):
-        # networks with fewer than k state directions are left out, so only values up to k
-        # are sure to apply to every network that remains
-        return [self._ks_reach_k]
-
-    def _ks_reach_k(self):
-        if min(self.ks) > self.k:
-            raise ValueError(f"ks={list(self.ks)} must include a value at most svcca_k={self.k}: "
-                             "networks with fewer state directions than k are left out, so "
-                             "larger values may apply to none")
 
     @property
     def k(self) -> int:
         """SVCCA dimensions: ``svcca_k``, or min(10, half the smallest hidden size)."""
         return _default_k(self)
+
+    @property
+    def svcca_rules(self) -> dict:
+        """{name: k or variance fraction}: every SVCCA rule the claims are judged under."""
+        return svcca_rules(self.k, self.variance_rules)
+
+
+def svcca_rules(k: int, variance_rules) -> dict:
+    """{name: k} for a fixed k and each variance fraction (Raghu et al.'s rule keeps 99 %)."""
+    return {f"k = {k}": k, **{f"{100 * v:g}% of variance": float(v) for v in variance_rules}}
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,7 @@ class Universality(Chapter):
     """Chapter 6."""
 
     svcca_k: int | None
+    variance_rules: tuple
     n_init: int
     sine_freq_stride: int
     cdi_tol_keep: float
@@ -189,7 +192,8 @@ class Universality(Chapter):
     seed: int
 
     def rules(self):
-        return dict(svcca_k=_svcca_k(self), n_init=Int(1, MAX_N_INIT),
+        return dict(svcca_k=_svcca_k(self), variance_rules=CCA.rules(self)["variance_rules"],
+                    n_init=Int(1, MAX_N_INIT),
                     sine_freq_stride=Int(1, self.n_freqs, "command frequencies"),
                     cdi_tol_keep=Q_TOL, cdi_tol_grid=ListOf(Q_TOL, max_len=20),
                     adam_iters=Maybe(Int(1, MAX_ITERS)), orbit_steps=Int(1, MAX_ITERS),
@@ -202,6 +206,10 @@ class Universality(Chapter):
     @property
     def k(self) -> int:
         return _default_k(self)
+
+    @property
+    def svcca_rules(self) -> dict:
+        return svcca_rules(self.k, self.variance_rules)
 
     @property
     def iters(self) -> int:

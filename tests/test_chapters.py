@@ -113,10 +113,11 @@ BAD = [  # (chapter, overrides, text the message must contain), smoke profile
     ("03_geometry", dict(n_lines=NAN), "n_lines=nan"),
     ("04_cca", dict(svcca_k=100), "svcca_k=100 must be an integer in [1, 8]"),
     ("04_cca", dict(svcca_k=0), "svcca_k=0"),
-    ("04_cca", dict(ks=[]), "ks=[] must be a non-empty list"),
-    ("04_cca", dict(ks=[20, 50]), "ks=[20, 50] must include a value at most svcca_k=4"),
-    ("04_cca", dict(ks="5"), "ks=5 must be a non-empty list"),
-    ("04_cca", dict(ks="two"), "ks='two' must be a non-empty list such as [1, 2]"),
+    ("04_cca", dict(variance_rules=[]), "variance_rules=[] must be a non-empty list"),
+    ("04_cca", dict(variance_rules=[0.95, 1.0]), "variance_rules[1]=1.0"),
+    ("04_cca", dict(variance_rules="0.99"), "variance_rules=0.99 must be a non-empty list"),
+    ("04_cca", dict(variance_rules="two"), "variance_rules='two' must be a non-empty list such as"),
+    ("04_cca", dict(k_max=0), "k_max=0"),
     ("04_cca", dict(n_perm=10**9), "n_perm=1000000000 must be an integer in [1, 100000]"),
     ("05_fixed_points", dict(tol_keep=NAN), "tol_keep=nan must be a finite number"),
     ("05_fixed_points", dict(tol_fixed=1e-6), "tol_fixed=1e-06 must be at most tol_keep=1e-08"),
@@ -147,8 +148,9 @@ def test_every_bad_parameter_is_reported_in_one_message():
 
 
 def test_list_parameters_accept_papermill_text_and_none_means_derived():
-    p = chapter.CCA(**(_defaults("04_cca") | dict(ks="[1, 2]")))  # -p ks "[1, 2]"
-    assert p.ks == (1, 2) and p.k == 4  # svcca_k=None: min(10, 8 // 2) under smoke
+    p = chapter.CCA(**(_defaults("04_cca") | dict(variance_rules="[0.9]")))  # -p variance_rules "[0.9]"
+    assert p.variance_rules == (0.9,) and p.k == 4  # svcca_k=None: min(10, 8 // 2) under smoke
+    assert p.svcca_rules == {"k = 4": 4, "90% of variance": 0.9}
     u = chapter.Universality(**_defaults("06_universality"))
     assert u.iters == 50 and u.orbit.n_steps == 500
 
@@ -156,7 +158,7 @@ def test_list_parameters_accept_papermill_text_and_none_means_derived():
 PAPERMILL_BAD = [  # a handful through papermill; the rest are checked directly above
     ("01_tasks", "n_sine_examples", 100000, "n_sine_examples=100000"),
     ("04_cca", "svcca_k", 100, "svcca_k=100"),
-    ("04_cca", "ks", "[]", "ks=[] must be a non-empty list"),
+    ("04_cca", "variance_rules", "[]", "variance_rules=[] must be a non-empty list"),
     ("05_fixed_points", "tol_keep", "nan", "tol_keep=nan"),
     ("06_universality", "cdi_tol_grid", 1e-5, "cdi_tol_grid=1e-05"),
 ]

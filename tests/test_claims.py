@@ -131,3 +131,33 @@ def test_networks_needed_follow_the_nearer_decision():
     assert claims.judge_separation(ind, 40, 0.03, -0.1, 0.2, 0.3) == ("inconclusive", 236)
     # above the margin, universality is refuted once the lower end leaves 0
     assert claims.judge_equivalence(uni, 40, 0.15, -0.02, 0.3, 0.1) == ("inconclusive", 52)
+
+
+def with_rules(svcca_by_rule: dict) -> pd.DataFrame:
+    """Cluster statistics with one SVCCA row per rule: {rule name: (above_chance, lo, hi, p)}."""
+    base = stats_frame()
+    svcca = [stats_frame(svcca=v).xs("SVCCA", level=1, drop_level=False)
+             .rename(index={"SVCCA": f"SVCCA {rule}"}, level=1) for rule, v in svcca_by_rule.items()]
+    return pd.concat([base.drop(index="SVCCA", level=1), *svcca])
+
+
+def test_claim_one_must_hold_under_every_svcca_rule():
+    """Two SVCCA rules that disagree give "inconclusive"; rules that agree decide the claim."""
+    good, bad = (0.6, 0.5, 0.7, 0.001), (0.02, -0.05, 0.06, 0.6)
+    df = table(stats=with_rules({"k = 10": good, "99% of variance": good}))
+    assert set(outcomes(df, "individual")) == {"supported"}
+    df = table(stats=with_rules({"k = 10": bad, "99% of variance": bad}))
+    assert set(outcomes(df, "individual")) == {"not supported"}
+    df = table(stats=with_rules({"k = 10": good, "99% of variance": bad}))
+    rows = df[df["claim"].str.startswith(claims.CRITERION["individual"].claim)]
+    assert set(rows["outcome"]) == {"inconclusive"}
+    assert set(rows["needed"]) == {"none: the SVCCA rules disagree"}
+    assert all("k = 10:" in v and "99% of variance:" in v for v in rows["value"])
+
+
+def test_every_rule_combines_outcomes():
+    S, N, I = claims.SUPPORTED, claims.NOT_SUPPORTED, claims.INCONCLUSIVE
+    assert claims.every_rule([(S, None), (S, None)]) == (S, None)
+    assert claims.every_rule([(N, None), (N, None)]) == (N, None)
+    assert claims.every_rule([(S, None), (I, 40), (I, 90)]) == (I, 90)
+    assert claims.every_rule([(S, None), (I, None)]) == (I, None)

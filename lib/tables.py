@@ -1,0 +1,29 @@
+"""Tables shown in the book: human column names, integer counts as integers, intervals in one cell."""
+from __future__ import annotations
+
+import pandas as pd
+
+LABELS = {"arch": "architecture", "activation": "activation"}
+
+
+def cluster_table(stats: pd.DataFrame) -> pd.io.formats.style.Styler:
+    """Cluster statistics (rows of :func:`lib.embed.cluster_stats`) for a reader.
+
+    ``stats`` is indexed by any levels ending in ``label`` ("arch" / "activation"); the result
+    keeps the index, names the label in words, and shows: networks, tie-aware 1-NN accuracy,
+    chance, accuracy above chance with its 95 % bootstrap interval, the permutation p of the
+    accuracy, PERMANOVA's p, and how many networks had tied nearest neighbours.
+    """
+    s = stats.rename(index=LABELS, level="label")
+    out = pd.DataFrame({
+        "networks": s["n"].astype(int),
+        "1-NN accuracy": s["nn_accuracy"].astype(float),
+        "chance": s["chance"].astype(float),
+        "above chance [95% CI]": [f"{e:+.2f} [{lo:+.2f}, {hi:+.2f}]" for e, lo, hi in
+                                  zip(s["above_chance"], s["above_chance_lo"], s["above_chance_hi"])],
+        "p (1-NN)": s["p_value"].astype(float),
+        "p (PERMANOVA)": s["permanova_p"].astype(float),
+        "tied networks": s["n_tied"].astype(int),
+    }, index=s.index)
+    return out.style.format({"1-NN accuracy": "{:.2f}", "chance": "{:.2f}", "p (1-NN)": "{:.3f}",
+                             "p (PERMANOVA)": "{:.3f}"})
