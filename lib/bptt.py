@@ -214,6 +214,7 @@ def backward(ws: Workspace, mats: list[torch.Tensor]) -> list[torch.Tensor]:
             torch.bmm(dZ, A_hT, out=ws.dh)
             if t < ws.T and ws.spec.arch in ("ugrnn", "gru"):
                 ws.dh.add_(ws.tmp[3])  # the path through u * h_{t-1} (and r * h_{t-1})
+    ws.dA[0][:, :ws.I, y0:y0 + O].zero_()  # the x -> y block is not a parameter
     return ws.dA
 
 
