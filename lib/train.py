@@ -97,14 +97,14 @@ def batch(task, seeds, step: int, batch_size: int, device="cpu"):
                  for k in ("inputs", "targets", "mask"))
 
 
-def batch_time_major(task, seeds, step: int, batch_size: int) -> tuple[np.ndarray, ...]:
-    """The trials of :func:`batch`, time-major: inputs [T, N, B, I], targets, mask [T, N, B, O]."""
+def batch_step_major(task, seeds, step: int, batch_size: int) -> tuple[np.ndarray, ...]:
+    """The trials of :func:`batch` as [N, T, B, ...]: inputs [N, T, B, I], targets, mask [N, T, B, O]."""
     T, n = task.n_time, len(seeds)
-    out = [np.empty((T, n, batch_size, d), np.float32) for d in (task.n_in, task.n_out, task.n_out)]
+    out = [np.empty((n, T, batch_size, d), np.float32) for d in (task.n_in, task.n_out, task.n_out)]
     for j, s in enumerate(seeds):
         tr = task.sample(batch_size, np.random.default_rng([s, step]))
         for buf, a in zip(out, (tr.inputs, tr.targets, tr.mask)):
-            buf[:, j] = a.transpose(1, 0, 2)
+            buf[j] = a.transpose(1, 0, 2)
     return tuple(out)
 
 
@@ -170,7 +170,7 @@ class _Run:
     def train_step(self, t: int) -> None:
         dev = self.mats[0].device
         x, y, mask = (torch.from_numpy(a).to(dev) for a in
-                      batch_time_major(self.task, self.seeds, t, self.cfg.batch_size))
+                      batch_step_major(self.task, self.seeds, t, self.cfg.batch_size))
         self.ws.set_inputs(x)
         active_np = self.diverged_at < 0
         active = torch.from_numpy(active_np).to(dev, torch.float32).view(-1, 1, 1)
@@ -186,10 +186,10 @@ class _Run:
 
     def _loss_and_output_grad(self, out, y, mask, active) -> torch.Tensor:
         """Masked MSE per network [N]; writes dL/dy (zero for inactive networks) into ws.dY."""
-        err = torch.sub(out, y, out=self.ws.dY).mul_(mask)  # [T, N, B, O]
-        total = mask.sum(dim=(0, 2, 3))
-        loss = (err * err).sum(dim=(0, 2, 3)) / total
-        err.mul_((2 * active.view(1, -1, 1, 1)) / total.view(1, -1, 1, 1))
+        err = torch.sub(out, y, out=self.ws.dY).mul_(mask)  # [N, T, B, O]
+        total = mask.sum(dim=(1, 2, 3))
+        loss = (err * err).sum(dim=(1, 2, 3)) / total
+        err.mul_((2 * active.view(-1, 1, 1, 1)) / total.view(-1, 1, 1, 1))
         return loss
 
     def _flag_divergence(self, loss: np.ndarray, grads, t: int) -> None:
