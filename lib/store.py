@@ -24,7 +24,7 @@ from . import train
 from .config import ShardConfig
 
 SCHEMA = 1
-TRAINING_SOURCES = ("tasks.py", "models.py", "train.py")  # what determines the weights
+TRAINING_SOURCES = ("tasks.py", "models.py", "train.py", "bptt.py", "streams.py")  # what determines the weights
 LIB = Path(__file__).resolve().parent
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import bptt, models
+from . import bptt, models, streams
 from .config import ShardConfig
 
 EXPLODE_FACTOR = 100.0  # a loss this many times its first value counts as diverged
@@ -97,17 +97,6 @@ def batch(task, seeds, step: int, batch_size: int, device="cpu"):
                  for k in ("inputs", "targets", "mask"))
 
 
-def batch_step_major(task, seeds, step: int, batch_size: int) -> tuple[np.ndarray, ...]:
-    """The trials of :func:`batch` as [N, T, B, ...]: inputs [N, T, B, I], targets, mask [N, T, B, O]."""
-    T, n = task.n_time, len(seeds)
-    out = [np.empty((n, T, batch_size, d), np.float32) for d in (task.n_in, task.n_out, task.n_out)]
-    for j, s in enumerate(seeds):
-        tr = task.sample(batch_size, np.random.default_rng([s, step]))
-        for buf, a in zip(out, (tr.inputs, tr.targets, tr.mask)):
-            buf[j] = a.transpose(1, 0, 2)
-    return tuple(out)
-
-
 def task_loss(spec, params, x, y, mask) -> torch.Tensor:
     """Masked mean squared error per network: [N]."""
     out = models.readout(spec, params, models.unroll(spec, params, x))
@@ -169,8 +158,8 @@ class _Run:
 
     def train_step(self, t: int) -> None:
         dev = self.mats[0].device
-        x, y, mask = (torch.from_numpy(a).to(dev) for a in
-                      batch_step_major(self.task, self.seeds, t, self.cfg.batch_size))
+        x, y, mask = (torch.from_numpy(a).to(dev).transpose(1, 2) for a in  # [N, T, B, .]
+                      streams.shard_batch(self.task, self.seeds, t, self.cfg.batch_size))
         self.ws.set_inputs(x)
         active_np = self.diverged_at < 0
         active = torch.from_numpy(active_np).to(dev, torch.float32).view(-1, 1, 1)
