@@ -155,8 +155,12 @@ def forward(ws: Workspace, mats: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _fwd_vanilla(ws, mats, t):
-    z = torch.bmm(ws.X[:, t], mats[0], out=ws.Z[:, t])
-    ws.h(t + 1).copy_(_phi_(ws.spec, z[..., :ws.H]))
+    z = torch.bmm(ws.X[:, t], mats[0], out=ws.Z[:, t])[..., :ws.H]
+    h = ws.h(t + 1)  # written directly: a strided copy costs as much as the activation
+    if ws.spec.activation == "relu":
+        torch.clamp(z, min=0, out=h)
+    else:
+        torch.sigmoid(z.mul_(2), out=h).mul_(2).sub_(1)
 
 
 def _mix(ws, t, u, c):
