@@ -194,7 +194,7 @@ def test_bad_cell_spec_names_the_parameter():
 def test_relu_lstm_starts_as_a_bounded_leaky_integrator():
     # W_g = 0 at init, so under a constant input c' = f c + i g with a constant g = relu(x U_g
     # + b_g) and f, i < 1: c grows at most linearly (c_t <= (t + 1) max g), never exponentially.
-    # Every other weight is drawn as for tanh.
+    # Every other weight is drawn as for tanh; the forget bias is larger.
     relu, tanh = (CellSpec("lstm", act, 1, 16, 1) for act in ("relu", "tanh"))
     p_relu, p_tanh = models.init_params(relu, [3, 4]), models.init_params(tanh, [3, 4])
     assert not p_relu["W"][..., 32:48].any() and p_tanh["W"][..., 32:48].abs().min() > 0
@@ -202,6 +202,8 @@ def test_relu_lstm_starts_as_a_bounded_leaky_integrator():
         keep = p_tanh[k].clone()
         if k == "W":
             keep[..., 32:48] = 0
+        if k == "b":
+            keep[..., 16:32] = models.RELU_LSTM_FORGET_BIAS
         assert torch.equal(p_relu[k], keep), k
     T = 500
     x = torch.full((2, 1, T, 1), 1.25)
