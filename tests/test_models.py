@@ -181,7 +181,8 @@ def test_init_is_seeded_per_network():
     b = models.init_params(spec, [7, 5])
     assert torch.equal(a["W"][2], b["W"][0]) and torch.equal(a["W"][0], b["W"][1])
     assert not torch.equal(a["W"][0], a["W"][1])
-    assert torch.all(a["b"][:, 0, H:2 * H] == 1) and torch.all(a["b"][:, 0, :H] == 0)
+    assert torch.all(a["b"][:, 0, H:2 * H] == models.RELU_LSTM_FORGET_BIAS)
+    assert torch.all(a["b"][:, 0, :H] == 0)
 
 
 def test_bad_cell_spec_names_the_parameter():
