@@ -7,6 +7,9 @@ Adam, L2 and clipping on both sides), at each hidden size of ``--hidden``:
   the hand-written backward pass (kept as the reference);
 * **new**: ``lib.train.train_shard`` (``lib.bptt``: hand-written backward pass through time).
 
+The old trainer runs twice: in plain workers, as the book ran it ("old plain"), and in workers
+with the allocator settings below ("old"), so the gain of those settings is shown apart.
+
 Both run as the book runs them: ``--workers`` spawned worker processes with one thread each,
 each training its own shard of ``--shard`` networks at the same time. Throughput is in
 network-training-steps per second (one step = one network, one batch), over all workers.
@@ -20,7 +23,7 @@ divided by that count; the new trainer's fraction of it is its rate per worker o
 
 Workers start with glibc's allocator told to keep freed memory
 (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``), which the book's
-workers should do too; both trainers get it, so the ratio does not credit it to the new one.
+workers should do too; "vs old" compares the two trainers both with these settings.
 Every path trains one untimed step first (first-call overheads) and the pool is warmed up.
 
     python benchmarks/bench_train.py                     # hidden 32 and 64, 2 workers x 64
@@ -102,34 +105,42 @@ def flops_per_step(arch: str, hidden: int, a, n_in: int, n_out: int) -> float:
     return 3.0 * 2 * a.batch * a.time * ((hidden + n_in) * gates + hidden * n_out)
 
 
-def row(pool, arch: str, hidden: int, a, n_io) -> str:
+def row(pool, plain, arch: str, hidden: int, a, n_io) -> str:
     cfgs = shards(arch, hidden, a)
     steps = sum(len(c.nets) * c.n_steps for c in cfgs)
+    as_today = steps / max(plain.map(timed, ["old"] * len(cfgs), cfgs))
     old = steps / max(pool.map(timed, ["old"] * len(cfgs), cfgs))
     new = steps / max(pool.map(timed, ["new"] * len(cfgs), cfgs))
     shape = (a.shard, a.batch, hidden, models.N_BLOCKS[arch] * hidden)
     rate = sum(pool.map(matmul_rate, [shape] * a.workers)) / a.workers
     limit = rate / flops_per_step(arch, hidden, a, *n_io)
-    return (f"{arch:8s} {hidden:6d} {old:9.0f} {new:9.0f} {new / old:6.2f}x "
+    return (f"{arch:8s} {hidden:6d} {as_today:9.0f} {old:9.0f} {new:9.0f} {new / as_today:6.2f}x "
+            f"{new / old:6.2f}x "
             f"{rate / 1e9:8.1f} {limit:9.0f} {new / a.workers / limit:7.1%}")
 
 
 def main(argv=None):
     a = parse_args(argv)
     task = make_task("flipflop", n_time=a.time)
-    os.environ.update(MALLOC)  # read by glibc when each spawned worker starts
+
     print(f"flip-flop, tanh, batch={a.batch} time={a.time}; {a.workers} workers x 1 thread, "
           f"{a.shard} networks each; {a.steps} timed steps; load average before: "
           f"{os.getloadavg()[0]:.1f}")
-    print("steps/s: network-training-steps per second, all workers; limit: per core, from the "
-          "bmm rate measured in the workers; 'of limit': new per worker / limit")
-    print(f"{'arch':8s} {'hidden':>6s} {'old st/s':>9s} {'new st/s':>9s} {'ratio':>7s} "
-          f"{'bmm GF/s':>8s} {'limit/core':>9s} {'of limit':>7s}")
-    with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn")) as pool:
-        list(pool.map(warm_up, range(a.workers)))
-        for hidden in a.hidden:
-            for arch in a.archs:
-                print(row(pool, arch, hidden, a, (task.n_in, task.n_out)), flush=True)
+    print("steps/s: network-training-steps per second, all workers (old as the book ran it: "
+          "plain workers | old and new in workers with the malloc settings); limit: per core, "
+          "from the bmm rate measured in the workers; 'of limit': new per worker / limit")
+    print(f"{'arch':8s} {'hidden':>6s} {'old plain':>9s} {'old':>9s} {'new':>9s} "
+          f"{'vs plain':>7s} {'vs old':>7s} {'bmm GF/s':>8s} {'limit/core':>9s} {'of limit':>7s}")
+    ctx = get_context("spawn")
+    with ProcessPoolExecutor(a.workers, mp_context=ctx) as plain:
+        list(plain.map(warm_up, range(a.workers)))  # started before the settings below
+        os.environ.update(MALLOC)  # read by glibc when each spawned worker starts
+        with ProcessPoolExecutor(a.workers, mp_context=ctx) as pool:
+            list(pool.map(warm_up, range(a.workers)))
+            for hidden in a.hidden:
+                for arch in a.archs:
+                    print(row(pool, plain, arch, hidden, a, (task.n_in, task.n_out)),
+                          flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
