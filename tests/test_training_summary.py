@@ -78,3 +78,8 @@ def test_flattening_measures_the_fall_over_the_last_fifth():
     assert got.loc[("flat", "relu"), "improvement"] == 0
     assert list(got.flat) == [False, True, True]
     assert not summary.flattening(curves, bound=0.01).loc[("slow", "tanh"), "flat"]
+    # against a level: the fall of exp(-t/20) from t=80 to 99 is small next to a level of 1
+    fall = np.exp(-80 / 20) - np.exp(-99 / 20)
+    against = summary.flattening(curves, level=1.0)
+    np.testing.assert_allclose(against.loc[("fast", "tanh"), "improvement"], fall)
+    assert against.loc[("fast", "tanh"), "flat"]
