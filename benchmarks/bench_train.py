@@ -1,234 +1,147 @@
-"""Population trainer against training the same networks one after another with PyTorch's RNNs.
+"""The population trainer against the autograd trainer it replaced, and against the matmul limit.
 
-What is compared, per architecture (tanh, flip-flop task, the same hidden size, batch, trial
-length, number of training steps, Adam, L2 and gradient clipping in both):
+What is compared, per architecture (tanh, flip-flop task; the same networks, data streams,
+Adam, L2 and clipping on both sides), at each hidden size of ``--hidden``:
 
-* **population**: ``lib.train.train_shard`` as the book runs it: the networks split into
-  ``--workers`` shards trained in parallel by spawned worker processes, one thread each (what
-  ``load_or_train(..., executor="processes")`` does). Also shown: all networks stacked in one
-  shard in one worker (the gain of stacking alone, on one core).
-* **sequential**: each network in turn as ``nn.RNN``/``nn.GRU``/``nn.LSTM`` (UGRNN: a plain
-  single-network cell written below) + ``nn.Linear`` readout + ``torch.optim.Adam``, in this
-  process with 1 thread and with ``--baseline-threads`` threads (PyTorch's default: every
-  core), timed on the first ``--seq-nets`` networks (the rate is per network, and the
-  multi-threaded loop is slow enough on a shared machine to dominate the run otherwise); the
-  ratio is taken against the faster of the two. Also shown, as the strongest baseline: the
-  sequential loop over all networks split over the worker processes (1 thread each).
+* **old**: ``lib.train_autograd.train_shard_autograd``, the autograd trainer of the book before
+  the hand-written backward pass (kept as the reference);
+* **new**: ``lib.train.train_shard`` (``lib.bptt``: hand-written backward pass through time).
 
-The worker pool is started and warmed up before timing and every path trains one untimed step
-first, so process start-up and first-call overheads are not counted. Both sides draw a fresh
-batch of trials from the task generator at every step. Throughput is in network-training-steps
-per second (one step = one network, one batch). FLOP/s counts the matmuls of the forward pass
-(recurrent, input and readout) times 3 for forward + backward, against ``torch.matmul`` on a
-large square matrix measured in the same run with the same number of threads as cores used.
-Peak memory is the resident-set high-water mark (``ru_maxrss``) of this (sequential) process
-and of each worker.
+The old trainer runs twice: in plain workers, as the book ran it ("old plain"), and in workers
+with the allocator settings below ("old"), so the gain of those settings is shown apart.
 
-Defaults are the book's ``default`` profile (32 units, batch 32, 50-step flip-flop trials, and
-16 networks per architecture: two 8-network shards, as the book trains two cells at once)::
+Both run as the book runs them: ``--workers`` spawned worker processes with one thread each,
+each training its own shard of ``--shard`` networks at the same time. Throughput is in
+network-training-steps per second (one step = one network, one batch), over all workers.
 
-    python benchmarks/bench_train.py                      # the book's sizes
-    python benchmarks/bench_train.py --hidden 64 --batch 64 --time 100   # larger matmuls
+**Limit.** Each worker also times batched matmuls of the recurrent shape of the step,
+[N, B, H] x [N, H, G] (G = gates x H), while the other workers do the same, so the limit is
+measured on this machine, in this run, under the same load. One training step of one network
+needs about 3 x the forward matmul FLOPs (forward, and two matmuls of the same size
+backward): ``3 x 2 B T ((H + I) G + H O)``. The limit per core is the measured matmul rate
+divided by that count; the new trainer's fraction of it is its rate per worker over the limit.
+
+Workers start with glibc's allocator told to keep freed memory
+(``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``), which the book's
+workers should do too; "vs old" compares the two trainers both with these settings.
+Every path trains one untimed step first (first-call overheads) and the pool is warmed up.
+
+    python benchmarks/bench_train.py                     # hidden 32 and 64, 2 workers x 64
 """
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from multiprocessing import get_context
 
-import numpy as np
 import torch
-from torch import nn
 
 from lib import models, train
 from lib.config import population_config
 from lib.tasks import make_task
+from lib.train_autograd import train_shard_autograd
 
 LR, L2, CLIP = 1e-3, 1e-4, 1.0
+MALLOC = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "68719476736",
+          "MALLOC_TOP_PAD_": "1073741824"}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--archs", nargs="+", default=list(models.ARCHS), choices=models.ARCHS)
-    p.add_argument("--hidden", type=int, default=32)
+    p.add_argument("--hidden", nargs="+", type=int, default=[32, 64])
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--time", type=int, default=50, help="steps per trial")
-    p.add_argument("--nets", type=int, default=16, help="networks per architecture")
-    p.add_argument("--steps", type=int, default=20, help="training steps per network")
-    p.add_argument("--seq-nets", type=int, default=3,
-                   help="networks timed for the in-process sequential rates (a per-network rate)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--baseline-threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--matmul-size", type=int, default=2048)
+    p.add_argument("--shard", type=int, default=64, help="networks per worker")
+    p.add_argument("--steps", type=int, default=5, help="timed training steps")
+    p.add_argument("--workers", type=int, default=2)
     return p.parse_args(argv)
 
 
-def shard_configs(arch: str, a, n_shards: int):
-    """The population split into ``n_shards`` shards (every network lr=LR, l2=L2, clip=CLIP)."""
+def shards(arch: str, hidden: int, a) -> list:
+    """One shard of ``a.shard`` networks per worker (every network lr=LR, l2=L2, clip=CLIP)."""
     cfg = population_config("default", "flipflop", archs=(arch,), activations=("tanh",),
-                            hidden_sizes=(a.hidden,), lrs=(LR,), l2s=(L2,), clips=(CLIP,),
-                            n_seeds=a.nets, n_steps=a.steps, batch_size=a.batch, eval_batch=8,
-                            shard_size=-(-a.nets // n_shards),
+                            hidden_sizes=(hidden,), lrs=(LR,), l2s=(L2,), clips=(CLIP,),
+                            n_seeds=a.shard * a.workers, n_steps=a.steps,
+                            batch_size=a.batch, eval_batch=8, shard_size=a.shard,
                             task_overrides=(("n_time", a.time),))
     return cfg.shards()
 
 
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def population_shard(cfg) -> tuple[float, float]:
-    """Worker: train one shard with the book's trainer; (seconds, peak MiB).
-
-    One untimed step first, so that first-call overheads are not counted.
-    """
-    train.train_shard(replace(cfg, n_steps=1), progress=False)
+def timed(which: str, cfg) -> float:
+    """Worker: seconds to train one shard with the ``old`` or ``new`` trainer."""
+    fn = train_shard_autograd if which == "old" else (
+        lambda c: train.train_shard(c, progress=False))
+    fn(replace(cfg, n_steps=1))
     t0 = time.perf_counter()
-    train.train_shard(cfg, progress=False)
-    return time.perf_counter() - t0, peak_mib()
+    fn(cfg)
+    return time.perf_counter() - t0
 
 
-def sequential_shard(cfg) -> tuple[float, float]:
-    """Worker: train the networks of one shard one after another with torch.nn, 1 thread."""
+def matmul_rate(shape: tuple, repeats: int = 200) -> float:
+    """Worker: FLOP/s of ``bmm`` [N, B, H] x [N, H, G] on one thread."""
     torch.set_num_threads(1)
-    sequential(replace(cfg, nets=cfg.nets[:1], n_steps=1), cfg.arch)
+    n, b, h, g = shape
+    x, w, out = torch.randn(n, b, h), torch.randn(n, h, g), torch.empty(n, b, g)
+    for _ in range(10):
+        torch.bmm(x, w, out=out)
     t0 = time.perf_counter()
-    sequential(cfg, cfg.arch)
-    return time.perf_counter() - t0, peak_mib()
+    for _ in range(repeats):
+        torch.bmm(x, w, out=out)
+    return 2 * n * b * h * g * repeats / (time.perf_counter() - t0)
 
 
 def warm_up(_):
-    """Worker: import and run torch once so that process start-up is not timed."""
     torch.set_num_threads(1)
     return float(torch.ones(8, 8).matmul(torch.ones(8, 8)).sum())
 
 
-def in_pool(pool, fn, shards) -> tuple[float, float]:
-    """Network-steps per second of ``fn`` over ``shards`` in parallel; the workers' peak MiB.
-
-    The workers start together, so the wall time is the slowest worker's timed section.
-    """
-    out = list(pool.map(fn, shards))
-    steps = sum(len(s.nets) * s.n_steps for s in shards)
-    return steps / max(t for t, _ in out), max(m for _, m in out)
-
-
-class UGRNN(nn.Module):
-    """One update-gate RNN (tanh), written plainly: u = s(W_u h + U_u x), c = tanh(...)."""
-
-    def __init__(self, n_in, n_hidden):
-        super().__init__()
-        self.n_hidden = n_hidden
-        self.inp, self.rec = nn.Linear(n_in, 2 * n_hidden), nn.Linear(n_hidden, 2 * n_hidden)
-
-    def forward(self, x):  # x [B, T, I] -> h [B, T, H]
-        h = x.new_zeros(x.shape[0], self.n_hidden)
-        out = []
-        for d in self.inp(x).unbind(1):
-            z = d + self.rec(h)
-            u = torch.sigmoid(z[:, :self.n_hidden])
-            h = u * h + (1 - u) * torch.tanh(z[:, self.n_hidden:])
-            out.append(h)
-        return torch.stack(out, 1), None
-
-
-def torch_rnn(arch, n_in, n_hidden):
-    if arch == "ugrnn":
-        return UGRNN(n_in, n_hidden)
-    cls = {"vanilla": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[arch]
-    return cls(n_in, n_hidden, batch_first=True)
-
-
-def sequential(shard, arch: str) -> None:
-    """Train each network of ``shard`` in turn with torch.nn, Adam, L2 and clipping."""
-    task = shard.make_task()
-    for net in shard.nets:
-        torch.manual_seed(net.seed)
-        rnn, head = torch_rnn(arch, task.n_in, shard.n_hidden), nn.Linear(shard.n_hidden, task.n_out)
-        params = [*rnn.parameters(), *head.parameters()]
-        opt = torch.optim.Adam(params, lr=net.lr)
-        for t in range(shard.n_steps):
-            tr = task.sample(shard.batch_size, np.random.default_rng([net.seed, t]))
-            x, y = torch.from_numpy(tr.inputs), torch.from_numpy(tr.targets)
-            loss = ((head(rnn(x)[0]) - y) ** 2).mean()
-            loss = loss + net.l2 * sum(p.pow(2).sum() for p in params if p.dim() > 1)
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, net.clip)
-            opt.step()
-
-
-def sequential_rate(shard, threads: int) -> float:
-    """Network-steps per second of :func:`sequential` in this process with ``threads``."""
-    torch.set_num_threads(threads)
-    sequential(replace(shard, nets=shard.nets[:1], n_steps=1), shard.arch)
-    t0 = time.perf_counter()
-    sequential(shard, shard.arch)
-    return len(shard.nets) * shard.n_steps / (time.perf_counter() - t0)
-
-
-def flops_per_step(arch: str, a, n_in: int, n_out: int) -> float:
+def flops_per_step(arch: str, hidden: int, a, n_in: int, n_out: int) -> float:
     """Matmul FLOPs of one training step of one network: 3 x forward (fwd + bwd)."""
-    gates = models.N_BLOCKS[arch] * a.hidden
-    fwd = 2 * a.batch * a.time * ((a.hidden + n_in) * gates + a.hidden * n_out)
-    return 3.0 * fwd
+    gates = models.N_BLOCKS[arch] * hidden
+    return 3.0 * 2 * a.batch * a.time * ((hidden + n_in) * gates + hidden * n_out)
 
 
-def matmul_flops(n: int, threads: int, repeats: int = 5) -> float:
-    """Measured float32 matmul FLOP/s of this process with ``threads`` threads."""
-    torch.set_num_threads(threads)
-    x, y = torch.randn(n, n), torch.randn(n, n)
-    x @ y
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        x @ y
-    return 2 * n ** 3 * repeats / (time.perf_counter() - t0)
-
-
-def report_row(arch, a, pool, n_io, peak) -> tuple[str, float]:
-    """Measure one architecture; return its printed row and the workers' peak MiB."""
-    one_shard, per_worker = shard_configs(arch, a, 1), shard_configs(arch, a, a.workers)
-    stacked, mib1 = in_pool(pool, population_shard, one_shard)
-    pop, mib2 = in_pool(pool, population_shard, per_worker)
-    seq_procs, mib3 = in_pool(pool, sequential_shard, per_worker)
-    few = replace(one_shard[0], nets=one_shard[0].nets[:a.seq_nets])
-    seq1, seqn = sequential_rate(few, 1), sequential_rate(few, a.baseline_threads)
-    gflops = pop * flops_per_step(arch, a, *n_io) / 1e9
-    row = (f"{arch:8s} {seq1:8.1f} {seqn:8.1f} {seq_procs:8.1f} {stacked:8.1f} {pop:8.1f} "
-           f"{pop / max(seq1, seqn):6.2f}x {pop / seq_procs:6.2f}x {gflops:7.2f} "
-           f"{gflops * 1e9 / peak:6.1%}")
-    return row, max(mib1, mib2, mib3)
+def row(pool, plain, arch: str, hidden: int, a, n_io) -> str:
+    cfgs = shards(arch, hidden, a)
+    steps = sum(len(c.nets) * c.n_steps for c in cfgs)
+    as_today = steps / max(plain.map(timed, ["old"] * len(cfgs), cfgs))
+    old = steps / max(pool.map(timed, ["old"] * len(cfgs), cfgs))
+    new = steps / max(pool.map(timed, ["new"] * len(cfgs), cfgs))
+    shape = (a.shard, a.batch, hidden, models.N_BLOCKS[arch] * hidden)
+    rate = sum(pool.map(matmul_rate, [shape] * a.workers)) / a.workers
+    limit = rate / flops_per_step(arch, hidden, a, *n_io)
+    return (f"{arch:8s} {hidden:6d} {as_today:9.0f} {old:9.0f} {new:9.0f} {new / as_today:6.2f}x "
+            f"{new / old:6.2f}x "
+            f"{rate / 1e9:8.1f} {limit:9.0f} {new / a.workers / limit:7.1%}")
 
 
 def main(argv=None):
     a = parse_args(argv)
     task = make_task("flipflop", n_time=a.time)
-    peak = matmul_flops(a.matmul_size, a.workers)
-    print(f"hidden={a.hidden} batch={a.batch} time={a.time} nets={a.nets} steps={a.steps} "
-          f"workers={a.workers} baseline_threads={a.baseline_threads} "
-          f"load average before: {os.getloadavg()[0]:.1f}")
-    print(f"machine matmul ({a.matmul_size}^2 float32, {a.workers} threads): "
-          f"{peak / 1e9:.1f} GFLOP/s")
-    print("network-training-steps/s: sequential torch.nn (1 thread | "
-          f"{a.baseline_threads} threads | {a.workers} procs), population (stacked in 1 proc | "
-          f"{a.workers} procs); ratio = population / best sequential in one process | "
-          f"/ sequential in {a.workers} procs")
-    print(f"{'arch':8s} {'seq 1t':>8s} {'seq nt':>8s} {'seq np':>8s} {'stack 1p':>8s} "
-          f"{'pop np':>8s} {'ratio':>7s} {'vs np':>7s} {'GFLOP/s':>7s} {'of peak':>6s}")
-    worker_mib = 0.0
-    with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn")) as pool:
-        list(pool.map(warm_up, range(a.workers)))
-        for arch in a.archs:
-            row, mib = report_row(arch, a, pool, (task.n_in, task.n_out), peak)
-            worker_mib = max(worker_mib, mib)
-            print(row, flush=True)
-    print(f"peak memory (max RSS): sequential process {peak_mib():.0f} MiB; each of "
-          f"{a.workers} workers {worker_mib:.0f} MiB; load average after: "
+
+    print(f"flip-flop, tanh, batch={a.batch} time={a.time}; {a.workers} workers x 1 thread, "
+          f"{a.shard} networks each; {a.steps} timed steps; load average before: "
           f"{os.getloadavg()[0]:.1f}")
+    print("steps/s: network-training-steps per second, all workers (old as the book ran it: "
+          "plain workers | old and new in workers with the malloc settings); limit: per core, "
+          "from the bmm rate measured in the workers; 'of limit': new per worker / limit")
+    print(f"{'arch':8s} {'hidden':>6s} {'old plain':>9s} {'old':>9s} {'new':>9s} "
+          f"{'vs plain':>7s} {'vs old':>7s} {'bmm GF/s':>8s} {'limit/core':>9s} {'of limit':>7s}")
+    ctx = get_context("spawn")
+    with ProcessPoolExecutor(a.workers, mp_context=ctx) as plain:
+        list(plain.map(warm_up, range(a.workers)))  # started before the settings below
+        os.environ.update(MALLOC)  # read by glibc when each spawned worker starts
+        with ProcessPoolExecutor(a.workers, mp_context=ctx) as pool:
+            list(pool.map(warm_up, range(a.workers)))
+            for hidden in a.hidden:
+                for arch in a.archs:
+                    print(row(pool, plain, arch, hidden, a, (task.n_in, task.n_out)),
+                          flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

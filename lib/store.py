@@ -35,7 +35,7 @@ from .checks import Int
 from .config import ShardConfig
 
 SCHEMA = 2  # 2: checkpoints carry their configuration; fixed array dtypes
-TRAINING_SOURCES = ("tasks.py", "models.py", "train.py")  # what determines the weights
+TRAINING_SOURCES = ("tasks.py", "models.py", "train.py", "bptt.py", "streams.py")  # what determines the weights
 LIB = Path(__file__).resolve().parent
 
 

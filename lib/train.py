@@ -2,7 +2,9 @@
 
 Every network sees its own data stream (trial batch t of network n is drawn from the seed
 ``[seed_n, t]``), so a network's training does not depend on which shard it is in, and a run
-resumed from a checkpoint reproduces an uninterrupted run exactly.
+resumed from a checkpoint reproduces an uninterrupted run exactly. Gradients come from the
+hand-written backward pass of :mod:`lib.bptt`; :mod:`lib.train_autograd` keeps the autograd
+trainer it replaced, as the reference the tests compare against.
 """
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import models
+from . import bptt, models, streams
 from .config import ShardConfig
 
 EXPLODE_FACTOR = 100.0  # a loss this many times its first value counts as diverged
 EVAL_SEED = 10_000_019  # seed of the held-out evaluation trials (the same for every network)
 REGULARISED = ("W", "U", "W_out")
+ADAM = (0.9, 0.999, 1e-8)  # beta1, beta2, eps
 
 
 @dataclass
@@ -101,6 +104,12 @@ def task_loss(spec, params, x, y, mask) -> torch.Tensor:
     return err.flatten(1).sum(1) / mask.flatten(1).sum(1)
 
 
+def hyperparameters(cfg: ShardConfig, device="cpu") -> dict[str, torch.Tensor]:
+    """Per-network ``lr``, ``l2`` and ``clip``: [N] each."""
+    return {k: torch.tensor([getattr(n, k) for n in cfg.nets], dtype=torch.float32,
+                            device=device) for k in ("lr", "l2", "clip")}
+
+
 def train_shard(cfg: ShardConfig, state: TrainState | None = None,
                 checkpoint: Callable[[TrainState], None] | None = None,
                 checkpoint_every: int = 100, progress: bool = True,
@@ -114,74 +123,93 @@ def train_shard(cfg: ShardConfig, state: TrainState | None = None,
     dev = resolve_device(device)
     if dev.type == "cpu":
         torch.set_num_threads(1)  # same numbers whatever executor runs the shard
-    spec, task = cell_spec(cfg), cfg.make_task()
-    state = _to_device(state or initial_state(cfg), dev)
-    hyper = {k: v.to(dev) for k, v in _hyper(cfg).items()}
-    bar = tqdm(range(state.step, cfg.n_steps), disable=not progress, leave=False,
+    run = _Run(cfg, state or initial_state(cfg), dev)
+    bar = tqdm(range(run.step, cfg.n_steps), disable=not progress, leave=False,
                desc=f"{cfg.task} {cfg.arch}-{cfg.activation} x{len(cfg.nets)}")
     for t in bar:
-        _train_step(spec, task, cfg, hyper, state, t)
+        run.train_step(t)
         if checkpoint is not None and (t + 1) % checkpoint_every == 0 and t + 1 < cfg.n_steps:
-            checkpoint(state)
-    nmse = evaluate(cfg, spec, state)
-    state = _to_device(state, torch.device("cpu"))
-    return ShardResult(cfg, spec, state.params, state.losses, nmse, state.diverged_at)
+            checkpoint(run.state())
+    final = run.state()
+    nmse = evaluate(cfg, run.spec, final)
+    return ShardResult(cfg, run.spec, final.params, final.losses, nmse, final.diverged_at)
 
 
-def _to_device(state: TrainState, dev: torch.device) -> TrainState:
-    move = lambda d: {k: v.to(dev) for k, v in d.items()}  # noqa: E731
-    return TrainState(move(state.params), move(state.m), move(state.v), state.step,
-                      state.losses, state.diverged_at)
+class _Run:
+    """A shard in training: packed weights and Adam moments, buffers, logs (see lib.bptt)."""
 
+    def __init__(self, cfg: ShardConfig, state: TrainState, dev: torch.device):
+        self.cfg, self.spec, self.task = cfg, cell_spec(cfg), cfg.make_task()
+        self.seeds = [n.seed for n in cfg.nets]
+        pack = lambda d: bptt.pack(self.spec, {k: v.to(dev) for k, v in d.items()})  # noqa
+        self.mats, self.m, self.v = pack(state.params), pack(state.m), pack(state.v)
+        self.step, self.losses = state.step, state.losses.copy()
+        self.diverged_at = state.diverged_at.copy()
+        self.hyper = {k: v.view(-1, 1, 1) for k, v in hyperparameters(cfg, dev).items()}
+        self.decay = bptt.decay_mask(self.spec, self.mats)
+        self.ws = bptt.Workspace(self.spec, self.mats, cfg.batch_size, self.task.n_time)
+        self.tmp = [torch.empty_like(A) for A in self.mats]
 
-def _hyper(cfg: ShardConfig) -> dict[str, torch.Tensor]:
-    return {k: torch.tensor([getattr(n, k) for n in cfg.nets], dtype=torch.float32)
-            for k in ("lr", "l2", "clip")}
+    def state(self) -> TrainState:
+        """A :class:`TrainState` on the CPU (copies, safe to keep)."""
+        unpack = lambda ms: {k: v.cpu() for k, v in bptt.unpack(self.spec, ms).items()}  # noqa
+        return TrainState(unpack(self.mats), unpack(self.m), unpack(self.v), self.step,
+                          self.losses.copy(), self.diverged_at.copy())
 
+    def train_step(self, t: int) -> None:
+        dev = self.mats[0].device
+        x, y, mask = (torch.from_numpy(a).to(dev).transpose(1, 2) for a in  # [N, T, B, .]
+                      streams.shard_batch(self.task, self.seeds, t, self.cfg.batch_size))
+        self.ws.set_inputs(x)
+        active_np = self.diverged_at < 0
+        active = torch.from_numpy(active_np).to(dev, torch.float32).view(-1, 1, 1)
+        loss = self._loss_and_output_grad(bptt.forward(self.ws, self.mats), y, mask, active)
+        grads = bptt.backward(self.ws, self.mats)
+        for g, A, d in zip(grads, self.mats, self.decay):  # + d/dA of l2 |A|^2 off the biases
+            g.addcmul_(A, d * (2 * self.hyper["l2"] * active))
+        loss_np = loss.cpu().numpy()
+        self.losses[t] = np.where(active_np, loss_np, np.nan)
+        self._flag_divergence(loss_np, grads, t)
+        self._adam(grads, t)
+        self.step = t + 1
 
-def _train_step(spec, task, cfg, hyper, state: TrainState, t: int) -> None:
-    params = {k: p.detach().requires_grad_(True) for k, p in state.params.items()}
-    dev = state.params["W"].device
-    x, y, mask = batch(task, [n.seed for n in cfg.nets], t, cfg.batch_size, dev)
-    loss = task_loss(spec, params, x, y, mask)
-    l2 = sum((params[k] ** 2).flatten(1).sum(1) for k in REGULARISED)
-    active = torch.from_numpy(state.active).to(dev)
-    total = torch.where(active, loss + hyper["l2"] * l2, torch.zeros_like(loss)).sum()
-    grads = torch.autograd.grad(total, list(params.values()))
-    loss_np = loss.detach().cpu().numpy()
-    state.losses[t] = np.where(state.active, loss_np, np.nan)
-    _flag_divergence(state, loss_np, grads, t)
-    _adam(state, dict(zip(params, grads)), hyper, t, cfg)
-    state.step = t + 1
+    def _loss_and_output_grad(self, out, y, mask, active) -> torch.Tensor:
+        """Masked MSE per network [N]; writes dL/dy (zero for inactive networks) into ws.dY."""
+        err = torch.sub(out, y, out=self.ws.dY).mul_(mask)  # [N, T, B, O]
+        total = mask.sum(dim=(1, 2, 3))
+        loss = (err * err).sum(dim=(1, 2, 3)) / total
+        err.mul_((2 * active.view(-1, 1, 1, 1)) / total.view(-1, 1, 1, 1))
+        return loss
 
+    def _flag_divergence(self, loss: np.ndarray, grads, t: int) -> None:
+        finite = np.isfinite(loss)
+        for g in grads:
+            finite &= torch.isfinite(g.flatten(1)).all(1).cpu().numpy()
+        exploding = loss > EXPLODE_FACTOR * np.maximum(self.losses[0], 1e-3)
+        self.diverged_at[(self.diverged_at < 0) & (~finite | exploding)] = t
 
-def _flag_divergence(state: TrainState, loss: np.ndarray, grads, t: int) -> None:
-    finite = np.isfinite(loss)
-    for g in grads:
-        finite &= torch.isfinite(g.flatten(1)).all(1).cpu().numpy()
-    first = state.losses[0]
-    exploding = loss > EXPLODE_FACTOR * np.maximum(first, 1e-3)
-    newly = state.active & (~finite | exploding)
-    state.diverged_at[newly] = t
+    def _adam(self, grads, t: int) -> None:
+        """Adam with per-network learning rate, decay and global-norm clipping, in place.
 
-
-def _adam(state: TrainState, grads: dict, hyper: dict, t: int, cfg: ShardConfig,
-          b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
-    """Adam with per-network learning rate, decay and global-norm clipping; frozen if inactive."""
-    active = torch.from_numpy(state.active).float().to(state.params["W"].device)
-    grads = {k: torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0) for k, g in grads.items()}
-    norm = torch.sqrt(sum(g.pow(2).flatten(1).sum(1) for g in grads.values()))
-    scale = torch.clamp(hyper["clip"] / (norm + 1e-12), max=1.0) * active
-    lr = hyper["lr"] * cfg.lr_decay ** (t / cfg.n_steps) * active
-    c1, c2 = 1 - b1 ** (t + 1), 1 - b2 ** (t + 1)
-    for k, g in grads.items():
-        shape = (-1,) + (1,) * (g.dim() - 1)
-        g = g * scale.view(shape)
-        keep = active.view(shape)
-        state.m[k] = keep * (b1 * state.m[k] + (1 - b1) * g) + (1 - keep) * state.m[k]
-        state.v[k] = keep * (b2 * state.v[k] + (1 - b2) * g * g) + (1 - keep) * state.v[k]
-        step = lr.view(shape) * (state.m[k] / c1) / (torch.sqrt(state.v[k] / c2) + eps)
-        state.params[k] = state.params[k].detach() - step
+        Networks that are not active keep their weights and moments exactly.
+        """
+        b1, b2, eps = ADAM
+        dev = self.mats[0].device
+        active = torch.from_numpy(self.diverged_at < 0).to(dev, torch.float32).view(-1, 1, 1)
+        for g in grads:
+            torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
+        norm = torch.sqrt(sum(g.pow(2).sum(dim=(1, 2), keepdim=True) for g in grads))
+        scale = torch.clamp(self.hyper["clip"] / (norm + 1e-12), max=1.0) * active
+        lr = self.hyper["lr"] * self.cfg.lr_decay ** (t / self.cfg.n_steps) * active
+        c1, c2 = 1 - b1 ** (t + 1), 1 - b2 ** (t + 1)
+        keep1, keep2 = 1 + (b1 - 1) * active, 1 + (b2 - 1) * active  # beta, or 1 if frozen
+        for A, g, m, v, tmp in zip(self.mats, grads, self.m, self.v, self.tmp):
+            g.mul_(scale)
+            m.mul_(keep1).add_(g, alpha=1 - b1)
+            v.mul_(keep2).addcmul_(g, g, value=1 - b2)
+            torch.div(v, c2, out=tmp).sqrt_().add_(eps)
+            torch.div(m, tmp, out=tmp).mul_(lr / c1)
+            A.sub_(tmp)
 
 
 @torch.no_grad()

@@ -132,3 +132,36 @@ def describe_counts(counts: pd.DataFrame) -> dict[str, str]:
             "empty_cells": (f"No network of {', '.join(empty)} passed, so that cell is absent "
                             "from the analyses of that task in the following chapters."
                             if empty else "Every cell keeps at least one network.")}
+
+
+FLAT_FRACTION = 0.2  # the last 20 % of training ...
+FLAT_BOUND = 0.1  # ... may lower the median loss by at most 10 % of the reference level
+
+
+def flattening(curves: dict[tuple, pd.DataFrame], level: float | None = None,
+               fraction: float = FLAT_FRACTION, bound: float = FLAT_BOUND) -> pd.DataFrame:
+    """Has each cell's median learning curve flattened by the last step?
+
+    The criterion: over the last ``fraction`` of training, the (smoothed) median loss falls by
+    less than ``bound`` times a reference level, ``(m[start] - m[end]) / ref < bound``. With
+    ``level=None`` the reference is the curve's own value ``m[start]`` (a relative criterion,
+    strict: curves far below the inclusion threshold keep falling by 15-25 % on a log scale);
+    with ``level`` the inclusion threshold (``config.max_nmse`` on the normalised curves), a
+    flat curve is one that further training at the same pace could not move by a tenth of the
+    threshold, so it could not change which networks pass.
+
+    ``curves`` as returned by :func:`learning_curves`. Returns a DataFrame indexed by
+    (arch, activation) with columns ``start`` and ``end`` (median loss at the two ends),
+    ``improvement`` (the fall over the reference) and ``flat`` (bool).
+    """
+    rows = {}
+    for key, df in curves.items():
+        med = df["median"].to_numpy()
+        first = min(len(med) - 1, int(round((1 - fraction) * len(med))))
+        start, end = float(med[first]), float(med[-1])
+        ref = start if level is None else level
+        gain = (start - end) / ref if ref > 0 else 0.0
+        rows[key] = {"start": start, "end": end, "improvement": gain, "flat": gain < bound}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index = pd.MultiIndex.from_tuples(out.index, names=["arch", "activation"])
+    return out

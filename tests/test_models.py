@@ -181,7 +181,8 @@ def test_init_is_seeded_per_network():
     b = models.init_params(spec, [7, 5])
     assert torch.equal(a["W"][2], b["W"][0]) and torch.equal(a["W"][0], b["W"][1])
     assert not torch.equal(a["W"][0], a["W"][1])
-    assert torch.all(a["b"][:, 0, H:2 * H] == 1) and torch.all(a["b"][:, 0, :H] == 0)
+    assert torch.all(a["b"][:, 0, H:2 * H] == models.RELU_LSTM_FORGET_BIAS)
+    assert torch.all(a["b"][:, 0, :H] == 0)
 
 
 def test_bad_cell_spec_names_the_parameter():
@@ -189,3 +190,26 @@ def test_bad_cell_spec_names_the_parameter():
         CellSpec("rnn", "tanh", I, H, O)
     with pytest.raises(ValueError, match="n_hidden=0"):
         CellSpec("gru", "tanh", I, 0, O)
+
+
+def test_relu_lstm_starts_as_a_bounded_leaky_integrator():
+    # W_g = 0 at init, so under a constant input c' = f c + i g with a constant g = relu(x U_g
+    # + b_g) and f, i < 1: c grows at most linearly (c_t <= (t + 1) max g), never exponentially.
+    # Every other weight is drawn as for tanh; the forget bias is larger.
+    relu, tanh = (CellSpec("lstm", act, 1, 16, 1) for act in ("relu", "tanh"))
+    p_relu, p_tanh = models.init_params(relu, [3, 4]), models.init_params(tanh, [3, 4])
+    assert not p_relu["W"][..., 32:48].any() and p_tanh["W"][..., 32:48].abs().min() > 0
+    for k in p_tanh:
+        keep = p_tanh[k].clone()
+        if k == "W":
+            keep[..., 32:48] = 0
+        if k == "b":
+            keep[..., 16:32] = models.RELU_LSTM_FORGET_BIAS
+        assert torch.equal(p_relu[k], keep), k
+    T = 500
+    x = torch.full((2, 1, T, 1), 1.25)
+    with torch.no_grad():
+        c = models.unroll(relu, p_relu, x)[..., 16:]  # [2, 1, T, 16]
+        g = torch.relu(models.input_drive(p_relu, x[:, :, :1]))[..., 32:48].amax(dim=(1, 2, 3))
+    steps = torch.arange(1, T + 1).view(1, 1, T, 1)
+    assert torch.all(c.abs() <= steps * g.view(2, 1, 1, 1) + 1e-5)

@@ -8,16 +8,22 @@ exception: a shard of a single network on a one-output task (sine, CDI) differs 
 (|dw| ~ 1e-7 after 10 steps), because ``bmm`` with a batch of one and an output width of one
 dispatches to a different (matrix-vector) kernel for the readout; see
 ``test_a_single_network_shard_agrees_to_rounding``.
+
+The trainer differentiates with the hand-written backward pass of ``lib.bptt``; its gradient must
+equal torch.autograd's through ``lib.models`` for every architecture and activation, and a few
+training steps must equal those of the autograd trainer (``lib.train_autograd``).
 """
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
 import torch
 
-from lib import models, train
+from lib import bptt, models, streams, train
 from lib.config import NetSettings, population_config
 from lib.population import Population
+from lib.train_autograd import train_shard_autograd
 
 SMALL = dict(archs=("gru",), activations=("tanh",), n_steps=30)
 
@@ -158,3 +164,73 @@ def test_every_architecture_trains_without_error():
         res = train.train_shard(shard(archs=(arch,), activations=("relu",), n_steps=3),
                                 progress=False)
         assert res.losses.shape == (3, 2) and np.all(np.isfinite(res.losses))
+
+
+# ---- the hand-written backward pass against autograd ---------------------------------------
+
+def autograd_reference(spec, params, x, y):
+    """Loss sum((y_hat - y)^2) and its gradients by torch.autograd: x [N, B, T, I]."""
+    p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    out = models.readout(spec, p, models.unroll(spec, p, x))
+    loss = ((out - y) ** 2).sum()
+    return out.detach(), dict(zip(p, torch.autograd.grad(loss, list(p.values()))))
+
+
+def hand_written(spec, params, x, y):
+    """The same through lib.bptt: outputs [N, B, T, O] and gradients as a parameter dict."""
+    mats = bptt.pack(spec, params)
+    ws = bptt.Workspace(spec, mats, x.shape[1], x.shape[2])
+    ws.set_inputs(x.transpose(1, 2))
+    out = bptt.forward(ws, mats).transpose(1, 2)
+    ws.dY.copy_(2 * (out - y).transpose(1, 2))
+    return out, bptt.unpack(spec, bptt.backward(ws, mats))
+
+
+@pytest.mark.parametrize("arch, act", list(itertools.product(models.ARCHS, models.ACTIVATIONS)))
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_hand_written_gradient_equals_autograd(arch, act, dtype, tol):
+    spec = models.CellSpec(arch, act, n_in=3, n_hidden=5, n_out=2)
+    gen = torch.Generator().manual_seed(0)
+    params = {k: v.to(dtype) for k, v in models.init_params(spec, [1, 2, 3]).items()}
+    for k in ("b", "b_out"):  # non-zero biases, so that their gradients are tested too
+        params[k] = params[k] + 0.3 * torch.randn(params[k].shape, generator=gen).to(dtype)
+    x = torch.randn(3, 4, 7, 3, generator=gen).to(dtype)
+    y = torch.randn(3, 4, 7, 2, generator=gen).to(dtype)
+    want_out, want = autograd_reference(spec, params, x, y)
+    got_out, got = hand_written(spec, params, x, y)
+    torch.testing.assert_close(got_out, want_out, rtol=tol, atol=tol)
+    assert got.keys() == want.keys()
+    for k in want:
+        scale = want[k].abs().max()
+        torch.testing.assert_close(got[k] / scale, want[k] / scale, rtol=tol, atol=tol, msg=k)
+
+
+def test_packing_round_trips_and_keeps_the_unused_block_at_zero():
+    spec = models.CellSpec("gru", "tanh", n_in=3, n_hidden=5, n_out=2)
+    params = models.init_params(spec, [4, 5])
+    back = bptt.unpack(spec, bptt.pack(spec, params))
+    assert all(torch.equal(back[k], params[k]) for k in params)
+    assert not bptt.pack(spec, params)[0][:, :3, 10:].any()  # x -> y block of [u, r | y]
+
+
+@pytest.mark.parametrize("arch", models.ARCHS)
+def test_a_few_adam_steps_equal_the_autograd_trainer(arch):
+    # same streams, Adam, L2 and clipping; the two differ only by float32 rounding
+    for act, task in (("tanh", "flipflop"), ("relu", "cdi")):
+        cfg = population_config("smoke", task, archs=(arch,), activations=(act,),
+                                n_steps=4).shards()[0]
+        new, ref = train.train_shard(cfg, progress=False), train_shard_autograd(cfg)
+        for k in ref.params:
+            torch.testing.assert_close(new.params[k], ref.params[k], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(new.losses, ref.losses, rtol=1e-5)
+
+
+@pytest.mark.parametrize("task", ["flipflop", "sine", "cdi"])
+def test_shard_batches_equal_the_per_network_draws(task):
+    t = population_config("default", task).shards()[0].make_task()
+    seeds = [3, 1, 4, 1, 5]
+    got = streams.shard_batch(t, seeds, 7, 6)
+    for j, s in enumerate(seeds):
+        want = t.sample(6, np.random.default_rng([s, 7]))
+        for a, b in zip(got, (want.inputs, want.targets, want.mask)):
+            assert a[j].dtype == b.dtype and np.array_equal(a[j], b)

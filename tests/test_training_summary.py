@@ -60,3 +60,26 @@ def test_running_mean_survives_huge_early_values():
     x = np.r_[1e12, 1e9, np.full(100, 1e-3)].astype(np.float32)[:, None]
     got = summary.running_mean(x, 25)
     np.testing.assert_allclose(got[30:], 1e-3, rtol=1e-6)
+
+
+def curve(values):
+    return pd.DataFrame({"step": np.arange(1, len(values) + 1), "median": values})
+
+
+def test_flattening_measures_the_fall_over_the_last_fifth():
+    # exp(-t/tau) falls by 1 - exp(-0.2 T / tau) over the last fifth: 63 % for tau = T/5,
+    # 2 % for tau = 10 T; a constant curve does not fall at all
+    t = np.arange(100.0)
+    curves = {("fast", "tanh"): curve(np.exp(-t / 20)), ("slow", "tanh"): curve(np.exp(-t / 1000)),
+              ("flat", "relu"): curve(np.full(100, 0.3))}
+    got = summary.flattening(curves)
+    np.testing.assert_allclose(got.loc[("fast", "tanh"), "improvement"], 1 - np.exp(-19 / 20))
+    np.testing.assert_allclose(got.loc[("slow", "tanh"), "improvement"], 1 - np.exp(-19 / 1000))
+    assert got.loc[("flat", "relu"), "improvement"] == 0
+    assert list(got.flat) == [False, True, True]
+    assert not summary.flattening(curves, bound=0.01).loc[("slow", "tanh"), "flat"]
+    # against a level: the fall of exp(-t/20) from t=80 to 99 is small next to a level of 1
+    fall = np.exp(-80 / 20) - np.exp(-99 / 20)
+    against = summary.flattening(curves, level=1.0)
+    np.testing.assert_allclose(against.loc[("fast", "tanh"), "improvement"], fall)
+    assert against.loc[("fast", "tanh"), "flat"]
