@@ -30,14 +30,15 @@ def q_of(F, s: torch.Tensor, x: torch.Tensor, net: torch.Tensor) -> torch.Tensor
 
 
 def adam(F, s0, x, net, *, iters: int, lr: float, tol_q: float, up: float = 1 / 0.95,
-         down: float = 0.5, lr_min: float = 1e-7):
+         down: float = 0.5, lr_min: float = 1e-7, lr_max: float = math.inf):
     """Adam on q from every start [N, B, S] (float32), each point on its own schedule.
 
     Like FixedPointFinder's optimiser, but per point: a point's learning rate grows by ``up``
     after a step that lowered its q and shrinks by ``down`` after one that raised it; its
     gradient is clipped at twice a running geometric mean of its own gradient norms. A point
     stops once ``q < tol_q`` or its learning rate falls below ``lr_min`` (stalled: a slow
-    point). Whenever fewer than half of the working points are active, the working set is
+    point). The rate never exceeds ``lr_max``: Adam moves every coordinate by about the rate,
+    so a large rate would carry points across the basins they started in. Whenever fewer than half of the working points are active, the working set is
     compacted, so the cost follows the active points.
 
     Returns
@@ -68,6 +69,7 @@ def adam(F, s0, x, net, *, iters: int, lr: float, tol_q: float, up: float = 1 / 
             if not active.any():
                 break
             rate = torch.where(q < q_prev, rate * up, torch.where(q > q_prev, rate * down, rate))
+            rate = rate.clamp(max=lr_max)
             q_prev = q
             gn = g.norm(dim=-1).clamp_min(1e-30)
             log_g = torch.where(torch.tensor(t == 1), gn.log(), 0.9 * log_g + 0.1 * gn.log())
@@ -202,8 +204,11 @@ def jacobians(F, s: torch.Tensor, x: torch.Tensor, net: torch.Tensor, inputs: bo
     with torch.enable_grad():
         y = F(rep, xr, net)
         diag = torch.diagonal(y, dim1=-2, dim2=-1).sum()
-        grads = torch.autograd.grad(diag, [rep, xr] if inputs else [rep])
-    return (grads[0], grads[1]) if inputs else grads[0]
+        grads = torch.autograd.grad(diag, [rep, xr] if inputs else [rep], allow_unused=True)
+    if not inputs:
+        return grads[0]
+    gx = grads[1] if grads[1] is not None else torch.zeros_like(xr)  # F ignores its input
+    return grads[0], gx
 
 
 def outliers(s: torch.Tensor, net: torch.Tensor, ref: torch.Tensor, scale: float) -> torch.Tensor:

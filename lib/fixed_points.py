@@ -68,7 +68,7 @@ class FixedPointConfig:
     n_init: int = 256
     init_noise: float = 0.5
     lr: float = 0.01
-    adam_iters: int = 1000
+    adam_iters: int = 500
     tol_adam: float = 1e-9
     tol_candidate: float = 1e-4
     newton_iters: int = 20
@@ -241,9 +241,12 @@ def midpoint_starts(fps: FixedPoints, n_nets: int, cap: int, seed: int = 0):
 def union(a: FixedPoints, b: FixedPoints, tol: float) -> FixedPoints:
     """Points of ``a`` plus those of ``b`` farther than tol from every point of ``a`` with the
     same network and input; the starts of both (b's starts on a known point point to it)."""
-    d = np.linalg.norm(b.points[:, None] - a.points[None], axis=-1)
-    same = (b.net[:, None] == a.net[None]) & np.all(b.x[:, None] == a.x[None], axis=-1)
-    close = np.where((d < tol) & same, d, np.inf)
+    close = np.full((len(b), len(a)), np.inf)
+    for i in np.intersect1d(a.net, b.net):  # per network: memory O(Mb x Ma), no state axis
+        rb, ra = np.flatnonzero(b.net == i), np.flatnonzero(a.net == i)
+        d = torch.cdist(torch.as_tensor(b.points[rb]), torch.as_tensor(a.points[ra])).numpy()
+        same = np.all(b.x[rb][:, None] == a.x[ra][None], axis=-1)
+        close[np.ix_(rb, ra)] = np.where((d < tol) & same, d, np.inf)
     known = np.isfinite(close).any(1)
     out = a.concat(b.subset(~known))
     # b's starts that ended on a point a already had: point them to a's point

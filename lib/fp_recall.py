@@ -3,8 +3,9 @@ search and recall against either.
 
 *Known points.* A vanilla tanh network whose k "bit" units excite themselves with weight
 w > 1 (each alone has the fixed points -a, 0, +a with a = tanh(w a)) and whose other units form
-a contracting random block with zero bias, driven by the bits (feed-forward, so the block has
-one fixed point for every pattern of bits): exactly 3^k fixed points, and the number of
+a contracting random block with zero bias (optionally driven by the bits, ``coupling`` > 0:
+feed-forward, so the block still has one fixed point per pattern of bits): exactly 3^k fixed
+points, and the number of
 unstable modes of a point is the number of its bits at 0. The units are then permuted at
 random, so that nothing is axis-aligned in the order the search sees them (a permutation keeps
 every point exact).
@@ -22,13 +23,14 @@ from .fixed_points import FixedPointConfig, FixedPoints, find, union
 
 
 def known_network(n: int = 64, k: int = 3, w: float = 2.0, seed: int = 0, rho: float = 0.5,
-                  coupling: float = 0.5):
+                  coupling: float = 0.0):
     """A vanilla tanh network with exactly 3^k known fixed points.
 
     Parameters
     ----------
     n : units; k : bistable units; w : their self-weight (> 1); rho : spectral norm of the
-    contracting block; coupling : scale of the bits' drive into the block; seed : weights and
+    contracting block; coupling : scale of the bits' drive into the block (0: none; with a
+    drive, q-descent from random starts in the box drags the bits towards 0); seed : weights and
     permutation.
 
     Returns
@@ -43,6 +45,8 @@ def known_network(n: int = 64, k: int = 3, w: float = 2.0, seed: int = 0, rho: f
     Bm = rng.normal(size=(m, m))
     Bm *= rho / np.linalg.norm(Bm, 2)
     C = coupling * rng.normal(size=(m, k)) / np.sqrt(k)
+    # the cell stores float32 weights: compute the points for exactly those weights
+    Bm, C = Bm.astype(np.float32).astype(np.float64), C.astype(np.float32).astype(np.float64)
     W = np.zeros((n, n))  # acting as s' = tanh(W s): row i is unit i's input weights
     W[:k, :k] = w * np.eye(k)
     W[k:, k:], W[k:, :k] = Bm, C
@@ -85,7 +89,8 @@ def recall(found: FixedPoints, ref_points, ref_net, tol: float = 1e-3, mask=None
     out = np.full(n_nets, np.nan)
     for i in range(n_nets):
         r, f = np.flatnonzero(ref_net == i), np.flatnonzero(net == i)
-        d = np.linalg.norm(ref_points[r, None] - pts[None, f], axis=-1).reshape(len(r), len(f))
+        d = torch.cdist(torch.as_tensor(ref_points[r], dtype=torch.float64),
+                        torch.as_tensor(pts[f], dtype=torch.float64)).numpy()
         hit[r] = (d < tol).any(1) if len(f) else False
         extra[np.flatnonzero(keep)[f]] = ~(d < tol).any(0) if len(r) else True
         if len(r):
