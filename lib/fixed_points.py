@@ -65,10 +65,10 @@ class FixedPointConfig:
     seed : seed of the start draw and noise.
     """
 
-    n_init: int = 256
+    n_init: int = 128
     init_noise: float = 0.5
     lr: float = 0.01
-    adam_iters: int = 500
+    adam_iters: int = 200
     tol_adam: float = 1e-9
     tol_candidate: float = 1e-4
     newton_iters: int = 20
@@ -79,8 +79,8 @@ class FixedPointConfig:
     tol_merge: float = 1e-3
     outlier_scale: float = 10.0
     tol_unstable: float = 1e-6
-    midpoint_rounds: int = 2
-    max_midpoints: int = 1024
+    midpoint_rounds: int = 1
+    max_midpoints: int = 512
     seed: int = 0
 
     def __post_init__(self):
