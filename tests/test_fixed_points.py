@@ -7,7 +7,7 @@ from lib import fixed_point_solver as solver
 from lib import fixed_points as fp
 from lib import fp_adapters, fp_recall, models
 
-FAST = fp.FixedPointConfig(n_init=32, adam_iters=300, init_noise=0.5)
+FAST = fp.FixedPointConfig(n_init=32, adam_iters=300, init_noise=0.5, midpoint_rounds=0)
 
 
 def linear_map(W, b):
@@ -68,7 +68,8 @@ def check_exact(res, pts, n_unstable, tol_slow):
 @pytest.mark.parametrize("k,seed", [(3, 0), (3, 1), (3, 2), (4, 0), (4, 1), (4, 2)])
 def test_every_known_fixed_point_from_trajectory_starts(k, seed):
     spec, params, pts, n_unstable = fp_recall.known_network(64, k, seed=seed)
-    config = fp.FixedPointConfig(n_init=128, init_noise=0.5, seed=seed)
+    # two midpoint rounds: with 81 points one round can leave a saddle between new saddles
+    config = fp.FixedPointConfig(n_init=128, init_noise=0.5, seed=seed, midpoint_rounds=2)
     res = fp.find_fixed_points(spec, params, np.zeros(1), trajectories(spec, params, seed=seed),
                                config)
     check_exact(res, pts, n_unstable, config.tol_slow)
@@ -78,7 +79,7 @@ def test_every_known_fixed_point_from_trajectory_starts(k, seed):
 def test_every_known_fixed_point_from_starts_in_the_box(k, seed):
     spec, params, pts, n_unstable = fp_recall.known_network(64, k, seed=seed)
     box = torch.as_tensor(np.random.default_rng(seed).uniform(-1, 1, (1, 256, 64)))
-    config = fp.FixedPointConfig(seed=seed)
+    config = fp.FixedPointConfig(seed=seed, midpoint_rounds=2)
     res = fp.find_fixed_points(spec, params, np.zeros(1), box, config, init=box)
     check_exact(res, pts, n_unstable, config.tol_slow)
 
@@ -100,7 +101,7 @@ def test_start_record_points_to_the_point_each_start_reached():
     ok = res.start_point >= 0
     assert ok.mean() > 0.9 and len(res.start_states) == len(res.start_point)
     assert (res.start_iters >= 0).all() and res.start_iters.max() > 0 and np.all(res.start_net == 0)
-    np.testing.assert_allclose(res.start_q[ok], res.q[res.start_point[ok]])
+    np.testing.assert_allclose(res.start_q[ok], res.q[res.start_point[ok]], atol=1e-25)
     sub = res.subset(res.n_unstable == 0)  # renumbered: starts on dropped points become -1
     kept = sub.start_point >= 0
     np.testing.assert_allclose(sub.points[sub.start_point[kept]],
