@@ -116,36 +116,60 @@ def merge(s: torch.Tensor, q: torch.Tensor, valid: torch.Tensor, system: torch.T
     """Greedy merge in q order within each system: representative [P] of every point (-1: invalid).
 
     Rule: visit points by increasing q; a point is kept (its own representative) unless a kept
-    point of its system lies within ``tol``, which then represents it. Computed in rounds: each
-    round keeps the best undecided point of every system and assigns the undecided points
-    within ``tol`` of it, so the rounds number the largest count of distinct points of a
-    system, each O(P S).
+    point of its system lies within ``tol``, which then represents the point (the best such).
+    Computed per system on its distance matrix in rounds: a point is kept once no undecided
+    better neighbour remains, dropped once a better neighbour is kept; the rounds number the
+    longest chain of better neighbours, not the points.
 
     Parameters
     ----------
     s : [P, S] points, q : [P], valid : [P] bool, system : [P] long (ids >= 0).
     """
-    P = len(q)
-    rep = torch.full((P,), -1, dtype=torch.long)
-    undecided = valid.clone()
-    qq = torch.where(valid, q, torch.full_like(q, math.inf)).to(torch.float64)
-    n_sys = int(system.max()) + 1 if P else 0
-    ar = torch.arange(P)
-    while undecided.any():
-        qu = torch.where(undecided, qq, torch.full_like(qq, math.inf))
-        best = torch.full((n_sys,), math.inf, dtype=torch.float64).scatter_reduce(
-            0, system, qu, "amin")
-        cand = undecided & (qu == best[system])
-        first = torch.full((n_sys,), P, dtype=torch.long).scatter_reduce(
-            0, system, torch.where(cand, ar, torch.full_like(ar, P)), "amin")
-        leader = first[system]  # [P]; P where the system has no undecided point
-        has = undecided & (leader < P)
-        lead_s = s[leader.clamp(max=P - 1)]
-        near = has & ((s - lead_s).norm(dim=-1) < tol)
-        near |= has & (ar == leader)  # the leader itself (even when tol is 0)
-        rep[near] = leader[near]
-        undecided &= ~near
+    rep = torch.full((len(q),), -1, dtype=torch.long)
+    idx = valid.nonzero()[:, 0]
+    order = torch.argsort(system[idx], stable=True)
+    idx = idx[order]
+    bounds = torch.searchsorted(system[idx], torch.unique(system[idx]), right=True).tolist()
+    start = 0
+    for end in bounds:
+        rows = idx[start:end]
+        rows = rows[torch.argsort(q[rows], stable=True)]  # by increasing q
+        rep[rows] = rows[_greedy(s[rows], tol)]
+        start = end
     return rep
+
+
+def _greedy(s: torch.Tensor, tol: float, chunk: int = 4096) -> torch.Tensor:
+    """For points s [n, S] sorted by q: index of each point's representative [n]."""
+    n = len(s)
+    if n > chunk:  # too many for one distance matrix: one leader at a time
+        return _leaders(s, tol)
+    near = torch.cdist(s, s) < tol
+    better = torch.tril(near, diagonal=-1)  # better[i, j]: j < i (better q) and within tol
+    kept = torch.zeros(n, dtype=torch.bool)
+    undecided = torch.ones(n, dtype=torch.bool)
+    while undecided.any():
+        blocked = (better & undecided[None]).any(1)
+        beaten = (better & kept[None]).any(1)
+        kept |= undecided & ~blocked & ~beaten
+        undecided &= ~beaten & blocked
+        undecided &= ~kept
+    first_kept = torch.where(better & kept[None], torch.arange(n)[None], n).amin(1)
+    return torch.where(kept, torch.arange(n), first_kept)
+
+
+def _leaders(s: torch.Tensor, tol: float) -> torch.Tensor:
+    """The same rule, one kept point per step (for very many points)."""
+    n = len(s)
+    out = torch.full((n,), -1, dtype=torch.long)
+    left = torch.arange(n)
+    while len(left):
+        lead = left[0]
+        close = (s[left] - s[lead]).norm(dim=-1) < tol
+        close[0] = True
+        out[left[close]] = lead
+        left = left[~close]
+    return out
 
 
 def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30):
