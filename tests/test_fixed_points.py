@@ -277,7 +277,8 @@ def test_merge_equals_sequential_greedy():
 
 def test_recall_counts_hits_and_extras():
     spec, params, pts, _ = fp_recall.known_network(16, 2, seed=2)
-    res = fp.find_fixed_points(spec, params, np.zeros(1), trajectories(spec, params), FAST)
+    config = fp.FixedPointConfig(n_init=64, midpoint_rounds=2)
+    res = fp.find_fixed_points(spec, params, np.zeros(1), trajectories(spec, params), config)
     r, hit, extra = fp_recall.recall(res, np.r_[pts, [np.full(16, 5.0)]], np.zeros(10, int))
     assert r[0] == pytest.approx(0.9) and hit[:9].all() and not hit[9] and not extra.any()
 
