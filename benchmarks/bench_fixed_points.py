@@ -1,120 +1,193 @@
-"""Fixed points of a population of trained flip-flop networks: batched search vs one at a time.
+"""Fixed points of trained flip-flop networks: the book's search against a FixedPointFinder-like
+baseline, side by side in one run, with recall against an exhaustive reference.
 
-Both methods start from the same initial states (visited probe states plus noise) under zero
-input, and both deduplicate, drop outliers, compute Jacobians and classify stability.
+* book (lib.fixed_points): the networks of a shard at once (and, for comparison, the same code
+  network by network), default FixedPointConfig;
+* baseline, per network, what FixedPointFinder does: 1024 starts from trajectory states plus
+  Gaussian noise 0.5, Adam (epsilon 0.01) on the mean q with FixedPointFinder's adaptive learning
+  rate (initial 1.0, x1/0.95 after 5 monotonic improvements, x0.95 on a worse loss) and
+  adaptive gradient-norm clipping (95th percentile of the last 128 norms), stopping at mean
+  q < 1e-12, |dq| < 1e-20 or 5000 iterations; uniqueness 1e-3, outliers beyond 10 radii,
+  Jacobians per point;
+* reference: lib.fp_recall.exhaustive (4x the starts at four noise scales plus the box, 5x
+  the budget, midpoint rounds until nothing new).
 
-* batched (lib.fixed_points): all networks of a shard at once, Adam with per-point stop, then a
-  float64 Levenberg-Marquardt polish, vectorised dedup, one batched Jacobian call.
-* straightforward: one network at a time, plain Adam on the sum of q over its points with
-  FixedPointFinder's defaults (tol_q = 1e-12, up to 5000 iterations, stopping when every
-  point is below tol_q), a Python dedup loop, and one torch.autograd.functional.jacobian call
-  per unique point.
-
-Uses the default-profile flip-flop population when it is in the cache, else trains a small one.
-Run: ``python benchmarks/bench_fixed_points.py [--nets 64] [--n-init 128]``. Not a test.
+Each method runs in its own process (so its peak memory is its own), one thread each. Kept
+points: q <= 1e-8; recall counts points with q <= 1e-12 of the reference within 1e-3.
+Run: ``python benchmarks/bench_fixed_points.py [--per-label 2] [--labels vanilla-tanh,...]``.
+Uses ``$RNNBOOK_CACHE`` (trains the default flip-flop population there if missing). Not a test.
 """
 from __future__ import annotations
 
 import argparse
-import tempfile
+import multiprocessing as mp
+import resource
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from lib import dynamics, fixed_points as fp, models, store
-from lib.config import population_config
-from lib.population import load_or_train
-from lib.tasks import make_task
+TOL_FIXED, TOL_SLOW = 1e-12, 1e-8
 
 
-def population(n_nets: int):
-    cfg = population_config("default", "flipflop")
-    root = store.default_root()
-    if all((Path(root) / f"{store.shard_key(c, 'cpu')}.npz").exists() for c in cfg.shards()):
-        pop = load_or_train(cfg, progress=False)
-    else:
-        print("default flip-flop population not cached: training a small one")
-        cfg = population_config("default", "flipflop", n_seeds=2, l2s=(1e-4,), n_steps=400)
-        pop = load_or_train(cfg, root=tempfile.mkdtemp(), progress=False)
-    nets = pop.included()
-    # spread the subset over the architectures: every k-th network
-    step = max(len(nets) // n_nets, 1)
-    return make_task("flipflop"), nets[::step][:n_nets]
-
-
-def batched(task, nets, config):
+def networks(per_label: int, labels):
+    from lib import models
+    from lib.config import population_config
+    from lib.population import groups, load_or_train
+    from lib.tasks import make_task
+    pop = load_or_train(population_config("default", "flipflop"), progress=False)
+    task = make_task("flipflop")
     out = []
-    for g in dynamics.groups(nets):
-        vis = fp.visited_states(g.spec, g.params, task.probe(16).inputs)
-        init = fp.initial_states(vis.double(), config)
-        out.append(fp.find_fixed_points(g.spec, g.params, np.zeros(task.n_in), vis, config, init=init))
+    for g in groups(pop.included()):
+        if (labels and g.label not in labels) or any(o[0] == g.label for o in out):
+            continue
+        k = min(per_label, len(g.nets))
+        p = models.select(g.params, range(k))
+        out.append((g.label, g.spec, p, task))
     return out
 
 
-def straightforward(task, nets, config, max_iters=5000, tol_q=1e-12, lr=1e-2):
+def visited(spec, params, task):
+    from lib import fixed_points as fp
+    return fp.visited_states(spec, params, task.probe(16).inputs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Methods: each returns a list over networks of (points [M, S], q [M], n_unstable [M])
+
+
+def book(spec, params, task, batched=True):
+    from lib import fixed_points as fp, models
+    cfg = fp.FixedPointConfig()
+    parts = [params] if batched else [models.select(params, [i]) for i in range(params["W"].shape[0])]
     out = []
-    for net in nets:
-        spec, params = net.spec, {k: v.detach() for k, v in net.params.items()}
-        vis = fp.visited_states(spec, params, task.probe(16).inputs)
-        s = fp.initial_states(vis.double(), config).float().requires_grad_(True)
-        x = torch.zeros(1, s.shape[1], task.n_in)
-        opt = torch.optim.Adam([s], lr=lr)
-        for _ in range(max_iters):
-            q = 0.5 * (models.step(spec, params, s, x) - s).pow(2).sum(-1)
-            if q.max() < tol_q:
-                break
-            opt.zero_grad()
-            q.sum().backward()
-            opt.step()
-        out.append(_finish(spec, params, s.detach()[0], q.detach()[0], vis[0], config))
+    for p in parts:
+        res = fp.find_fixed_points(spec, p, np.zeros(task.n_in), visited(spec, p, task), cfg)
+        out += [(r.points, r.q, r.n_unstable) for r in (res.of(i) for i in range(p["W"].shape[0]))]
     return out
 
 
-def _finish(spec, params, s, q, vis, config):
-    """Keep q <= tol_keep, drop outliers, dedup with a Python loop, Jacobian per point."""
-    centre = vis.mean(0)
-    radius = (vis - centre).norm(dim=1).mean()
-    ok = (q <= config.tol_keep) & ((s - centre).norm(dim=1) <= config.outlier_scale * radius)
+def reference(spec, params, task):
+    from lib import fixed_points as fp, fp_recall
+    res = fp_recall.exhaustive(fp.CellMap(spec, params), visited(spec, params, task),
+                               fp.FixedPointConfig(), inputs=np.zeros(task.n_in))
+    return [(r.points, r.q, r.n_unstable) for r in (res.of(i) for i in range(params["W"].shape[0]))]
+
+
+def baseline(spec, params, task):
+    from lib import models
+    out = []
+    for i in range(params["W"].shape[0]):
+        p = models.select(params, [i])
+        out.append(_fpf_one(spec, p, visited(spec, p, task)[0], task.n_in))
+    return out
+
+
+def _fpf_one(spec, p, vis, n_in, n_starts=1024, noise=0.5, max_iters=5000, tol_q=1e-12,
+             tol_dq=1e-20, seed=0):
+    from lib import models
+    g = torch.Generator().manual_seed(seed)
+    s0 = vis[torch.randint(len(vis), (n_starts,), generator=g)]
+    s = (s0 + noise * torch.randn(s0.shape, generator=g)).float()[None].requires_grad_(True)
+    x = torch.zeros(1, n_starts, n_in)
+    opt = torch.optim.Adam([s], lr=1.0, eps=0.01)
+    lr, losses, norms, last_change = 1.0, [], [], 0
+    for t in range(max_iters):
+        q = 0.5 * (models.step(spec, p, s, x) - s).pow(2).sum(-1)
+        loss = q.mean()
+        opt.zero_grad()
+        loss.backward()
+        norm = float(s.grad.norm())
+        norms = (norms + [norm])[-128:]
+        clip = np.percentile(norms, 95) if len(norms) > 1 else 1.0
+        if norm > clip:
+            s.grad *= clip / norm
+        losses.append(float(loss.detach()))
+        if losses[-1] < tol_q or (t > 0 and abs(losses[-1] - losses[-2]) < tol_dq):
+            break
+        if t - last_change >= 5 and all(np.diff(losses[-6:]) < 0):
+            lr, last_change = lr / 0.95, t
+        elif t - last_change >= 1 and len(losses) > 1 and losses[-1] > losses[-2]:
+            lr, last_change = max(lr * 0.95, 1e-3), t
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.step()
+    with torch.no_grad():
+        sd, pd = s.detach()[0].double(), {k: v.double() for k, v in p.items()}
+        q = 0.5 * (models.step(spec, pd, sd[None], x.double())[0] - sd).pow(2).sum(-1)
+    centre = vis.double().mean(0)
+    radius = (vis.double() - centre).norm(dim=1).mean()
+    ok = (q <= TOL_SLOW) & ((sd - centre).norm(dim=1) <= 10 * radius)
     kept = []
     for i in torch.argsort(q).tolist():
-        if ok[i] and all(torch.dist(s[i], s[j]) >= config.tol_unique for j in kept):
+        if ok[i] and all(torch.dist(sd[i], sd[j]) >= 1e-3 for j in kept):
             kept.append(i)
-    x = torch.zeros(1, 1, spec.n_in)
-    f = lambda v: models.step(spec, params, v[None, None], x)[0, 0]
-    jac = [torch.autograd.functional.jacobian(f, s[i]) for i in kept]
-    n_unstable = [int((torch.linalg.eigvals(J).abs() > 1 + config.tol_unstable).sum()) for J in jac]
-    return q[kept].double().numpy(), np.array(n_unstable, dtype=int)
+    x1 = torch.zeros(1, 1, n_in, dtype=torch.float64)
+    f = lambda v: models.step(spec, pd, v[None, None], x1)[0, 0]  # noqa: E731
+    n_unstable = [int((torch.linalg.eigvals(torch.autograd.functional.jacobian(f, sd[i])).abs()
+                       > 1 + 1e-6).sum()) for i in kept]
+    return sd[kept].numpy(), q[kept].numpy(), np.array(n_unstable, dtype=int)
 
 
-def report(name, seconds, qs, n_unstable):
-    q = np.concatenate(qs) if qs else np.zeros(0)
-    counts = np.bincount(np.concatenate(n_unstable), minlength=4)[:4] if len(q) else np.zeros(4, int)
-    print(f"{name:16s} {seconds:8.1f} s  unique points {len(q):5d}  by unstable modes {counts.tolist()}"
-          f"  q median {np.median(q):.1e}  q max {q.max():.1e}  q<=1e-12: {np.mean(q <= 1e-12):.0%}")
+METHODS = {"book (batched)": lambda *a: book(*a, batched=True),
+           "book (per network)": lambda *a: book(*a, batched=False),
+           "FPF-like baseline": baseline, "reference": reference}
+
+
+def _child(name, label, per_label, conn):
+    torch.set_num_threads(1)
+    (lab, spec, params, task), = networks(per_label, [label])
+    t = time.perf_counter()
+    out = METHODS[name](spec, params, task)
+    conn.send((time.perf_counter() - t, out, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def run(name, label, per_label):
+    parent, child = mp.Pipe()
+    proc = mp.get_context("fork").Process(target=_child, args=(name, label, per_label, child))
+    proc.start()
+    res = parent.recv()
+    proc.join()
+    return res
+
+
+def recall(found, ref):
+    out = []
+    for (p, q, _), (rp, rq, _) in zip(found, ref):
+        r = rp[rq <= TOL_FIXED]
+        f = p[q <= TOL_FIXED]
+        if len(r):
+            d = np.linalg.norm(r[:, None] - f[None], axis=-1) if len(f) else np.full((len(r), 1), np.inf)
+            out.append((d.min(1) < 1e-3).mean())
+    return float(np.mean(out)) if out else np.nan
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nets", type=int, default=64)
-    ap.add_argument("--n-init", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--per-label", type=int, default=2, help="networks per arch x activation")
+    ap.add_argument("--labels", default="", help="comma-separated, e.g. vanilla-tanh,lstm-relu")
+    ap.add_argument("--skip-per-network", action="store_true")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    task, nets = population(args.nets)
-    config = fp.FixedPointConfig(n_init=args.n_init)
-    print(f"{len(nets)} flip-flop networks, {args.n_init} initial states each, "
-          f"{args.threads} thread(s)")
-    t = time.perf_counter()
-    fast = batched(task, nets, config)
-    t_fast = time.perf_counter() - t
-    report("batched", t_fast, [r.q for r in fast], [r.n_unstable for r in fast])
-    t = time.perf_counter()
-    slow = straightforward(task, nets, config)
-    t_slow = time.perf_counter() - t
-    report("one at a time", t_slow, [r[0] for r in slow], [r[1] for r in slow])
-    print(f"speed-up {t_slow / t_fast:.1f}x")
+    labels = [lab for lab, *_ in networks(args.per_label, [s for s in args.labels.split(",") if s])]
+    names = [n for n in METHODS if not (args.skip_per_network and n == "book (per network)")]
+    print(f"{args.per_label} flip-flop networks per label, one thread per method")
+    print(f"{'label':14s} {'method':20s} {'nets/s':>8s} {'peak MB':>8s}  points by unstable modes"
+          f"  recall  q median / max")
+    for label in labels:
+        res = {n: run(n, label, args.per_label) for n in names}
+        ref = res["reference"][1]
+        for n in names:
+            sec, out, rss = res[n]
+            q = np.concatenate([o[1] for o in out])
+            nu = np.concatenate([o[2][o[1] <= TOL_FIXED] for o in out])
+            counts = np.bincount(nu, minlength=4)[:4].tolist() if len(nu) else [0] * 4
+            print(f"{label:14s} {n:20s} {len(out) / sec:8.3f} {rss / 1024:8.0f}  {str(counts):22s}"
+                  f"  {recall(out, ref):6.3f}  {np.median(q):.1e} / {q.max():.1e}", flush=True)
+        fpf, ours = res["FPF-like baseline"][0], res["book (batched)"][0]
+        line = f"{label:14s} speed-up vs baseline {fpf / ours:.1f}x"
+        if "book (per network)" in res:
+            line += f"; batched vs per network {res['book (per network)'][0] / ours:.1f}x"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

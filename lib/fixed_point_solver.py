@@ -1,143 +1,243 @@
-"""Batched solvers behind :mod:`lib.fixed_points`: Adam with per-point stop, Levenberg-Marquardt
-polish, Jacobians of a batched map, outliers and greedy deduplication.
+"""Batched solvers behind :mod:`lib.fixed_points`.
 
-Every function works on points laid out as [N, B, S] (networks x points x state) and on a
-batched map ``F: [N, B, S] -> [N, B, S]`` whose points evolve independently.
+A *step map* ``F(s, x, net)`` takes states s [R, B, S], constant inputs x [R, B, I] and the
+network of every row, net [R] (long), and returns the next states [R, B, S]; the B points of a
+row belong to one network and evolve independently. Two layouts use it:
+
+* the start phase: one row per network (``net = arange(N)``), B starts per network;
+* the polish and the Jacobians: one row per *candidate* (flat list, B = 1 or B = S copies),
+  ``net`` says whose weights the row uses. Their cost is proportional to the number of
+  candidates, never to the largest candidate count of a network (no padding).
+
+Points that share a network and an input belong to one *system* (an integer id); merging and
+deduplication only compare points of the same system. This module imports nothing from
+:mod:`lib.fixed_points`: every tolerance is an explicit argument.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
 
 import torch
 
-if TYPE_CHECKING:
-    from .fixed_points import FixedPointConfig
+
+def q_of(F, s: torch.Tensor, x: torch.Tensor, net: torch.Tensor) -> torch.Tensor:
+    """q(s) = 1/2 |F(s) - s|^2 for s [R, B, S] -> [R, B]."""
+    return 0.5 * (F(s, x, net) - s).pow(2).sum(-1)
 
 
-def compact(s: torch.Tensor, mask: torch.Tensor):
-    """Move the points selected by mask [N, B] to the front and cut to the largest count K.
+# ---------------------------------------------------------------------------------------------
+# Start phase: Adam with a per-point adaptive learning rate and gradient clip
 
-    Returns s [N, K, S] and valid [N, K]; unselected points fill the tail (marked invalid).
+
+def adam(F, s0, x, net, *, iters: int, lr: float, tol_q: float, up: float = 1 / 0.95,
+         down: float = 0.5, lr_min: float = 1e-7, lr_max: float = math.inf):
+    """Adam on q from every start [N, B, S] (float32), each point on its own schedule.
+
+    Like FixedPointFinder's optimiser, but per point: a point's learning rate grows by ``up``
+    after a step that lowered its q and shrinks by ``down`` after one that raised it; its
+    gradient is clipped at twice a running geometric mean of its own gradient norms. A point
+    stops once ``q < tol_q`` or its learning rate falls below ``lr_min`` (stalled: a slow
+    point). The rate never exceeds ``lr_max``: Adam moves every coordinate by about the rate,
+    so a large rate would carry points across the basins they started in. Whenever fewer than half of the working points are active, the working set is
+    compacted, so the cost follows the active points.
+
+    Returns
+    -------
+    s [N, B, S], q [N, B] (at the returned s) and iterations used [N, B] (int).
     """
-    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
-    k = max(int(mask.sum(1).max()), 1)
-    idx = order[:, :k]
-    return torch.gather(s, 1, idx[..., None].expand(-1, -1, s.shape[-1])), torch.gather(mask, 1, idx)
-
-
-def q_of(F, s: torch.Tensor) -> torch.Tensor:
-    """q(s) = 1/2 |F(s) - s|^2 for s [N, B, S] -> [N, B]."""
-    return 0.5 * (F(s) - s).pow(2).sum(-1)
-
-
-def adam(F, s0: torch.Tensor, config: FixedPointConfig) -> torch.Tensor:
-    """Adam on q for all points at once; a point stops once ``q < tol_adam``.
-
-    Written out by hand because the optimiser's momentum would keep moving stopped points.
-    """
-    s = s0.detach().clone()
+    N, B, S = s0.shape
+    s, xw = s0.detach().clone(), x
+    idx = torch.arange(B).expand(N, B)  # working slot -> start index
+    out_s, out_q = s.clone(), torch.full((N, B), math.inf, dtype=s.dtype)
+    out_it = torch.zeros(N, B, dtype=torch.long)
     m, v = torch.zeros_like(s), torch.zeros_like(s)
+    rate = torch.full((N, B), lr, dtype=s.dtype)
+    log_g = torch.zeros(N, B, dtype=s.dtype)
+    q_prev = torch.full((N, B), math.inf, dtype=s.dtype)
+    active = torch.ones(N, B, dtype=torch.bool)
     b1, b2, eps = 0.9, 0.999, 1e-8
-    for t in range(1, config.adam_iters + 1):
+    for t in range(1, iters + 1):
         s.requires_grad_(True)
-        q = q_of(F, s)
-        (grad,) = torch.autograd.grad(q.sum(), s)
-        active = (q.detach() >= config.tol_adam)[..., None]
-        if not active.any():
-            break
+        q = q_of(F, s, xw, net)
+        (g,) = torch.autograd.grad(q.sum(), s)
         with torch.no_grad():
-            m = torch.where(active, b1 * m + (1 - b1) * grad, m)
-            v = torch.where(active, b2 * v + (1 - b2) * grad * grad, v)
-            upd = config.lr * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + eps)
-            s = torch.where(active, s - upd, s).detach()
-    return s.detach()
+            q = q.detach()
+            s = s.detach()
+            done = active & ((q < tol_q) | (rate < lr_min) | ~torch.isfinite(q))
+            _write(out_s, out_q, out_it, idx, s, q, t - 1, done | (active & (t == iters)))
+            active &= ~done
+            if not active.any():
+                break
+            rate = torch.where(q < q_prev, rate * up, torch.where(q > q_prev, rate * down, rate))
+            rate = rate.clamp(max=lr_max)
+            q_prev = q
+            gn = g.norm(dim=-1).clamp_min(1e-30)
+            log_g = torch.where(torch.tensor(t == 1), gn.log(), 0.9 * log_g + 0.1 * gn.log())
+            g = g * (2 * log_g.exp() / gn).clamp(max=1.0)[..., None]
+            a = active[..., None]
+            m = torch.where(a, b1 * m + (1 - b1) * g, m)
+            v = torch.where(a, b2 * v + (1 - b2) * g * g, v)
+            upd = rate[..., None] * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + eps)
+            s = torch.where(a, s - upd, s)
+            if active.sum() * 2 < active.numel() and active.shape[1] > 1:
+                keep = _front(active)
+                s, m, v, rate, log_g, q_prev, idx, active = (
+                    _take(z, keep) for z in (s, m, v, rate, log_g, q_prev, idx, active))
+                xw = _take(xw, keep)
+    return out_s, out_q, out_it
 
 
-def polish(F, s: torch.Tensor, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30):
-    """Levenberg-Marquardt on F(s) - s = 0, per-point damping; keeps the better of old/new.
+def _write(out_s, out_q, out_it, idx, s, q, t, mask):
+    """Record finished working points (mask [N, K]) at their start index."""
+    n, k = mask.nonzero(as_tuple=True)
+    b = idx[n, k]
+    out_s[n, b], out_q[n, b], out_it[n, b] = s[n, k], q[n, k], t
 
-    Solves ``(A^T A + mu I) d = -A^T r`` with ``A = J - I``, ``r = F(s) - s``; a step is
-    accepted only where it lowers q (then mu shrinks tenfold, else it grows tenfold), so a
-    point never ends worse than it started and a singular A (line attractor) stays stable.
-    Each iteration works only on the points with ``q > q_done`` (gathered to the front).
-    s [N, B, S] float64 -> (s, q [N, B]).
+
+def _front(mask: torch.Tensor) -> torch.Tensor:
+    """Indices [N, K] of the selected slots first, K = largest count of any row."""
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
+    return order[:, :max(int(mask.sum(1).max()), 1)]
+
+
+def _take(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """z [N, B, ...] at slots idx [N, K] -> [N, K, ...]."""
+    if z.dim() == 2:
+        return torch.gather(z, 1, idx)
+    return torch.gather(z, 1, idx[..., None].expand(-1, -1, z.shape[-1]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Flat phase: merging, Levenberg-Marquardt polish, Jacobians
+
+
+def merge(s: torch.Tensor, q: torch.Tensor, valid: torch.Tensor, system: torch.Tensor,
+          tol: float) -> torch.Tensor:
+    """Greedy merge in q order within each system: representative [P] of every point (-1: invalid).
+
+    Rule: visit points by increasing q; a point is kept (its own representative) unless a kept
+    point of its system lies within ``tol``, which then represents the point (the best such).
+    Computed per system on its distance matrix in rounds: a point is kept once no undecided
+    better neighbour remains, dropped once a better neighbour is kept; the rounds number the
+    longest chain of better neighbours, not the points.
+
+    Parameters
+    ----------
+    s : [P, S] points, q : [P], valid : [P] bool, system : [P] long (ids >= 0).
+    """
+    rep = torch.full((len(q),), -1, dtype=torch.long)
+    idx = valid.nonzero()[:, 0]
+    order = torch.argsort(system[idx], stable=True)
+    idx = idx[order]
+    bounds = torch.searchsorted(system[idx], torch.unique(system[idx]), right=True).tolist()
+    start = 0
+    for end in bounds:
+        rows = idx[start:end]
+        rows = rows[torch.argsort(q[rows], stable=True)]  # by increasing q
+        rep[rows] = rows[_greedy(s[rows], tol)]
+        start = end
+    return rep
+
+
+def _greedy(s: torch.Tensor, tol: float, chunk: int = 4096) -> torch.Tensor:
+    """For points s [n, S] sorted by q: index of each point's representative [n]."""
+    n = len(s)
+    if n > chunk:  # too many for one distance matrix: one leader at a time
+        return _leaders(s, tol)
+    near = torch.cdist(s, s) < tol
+    better = torch.tril(near, diagonal=-1)  # better[i, j]: j < i (better q) and within tol
+    kept = torch.zeros(n, dtype=torch.bool)
+    undecided = torch.ones(n, dtype=torch.bool)
+    while undecided.any():
+        blocked = (better & undecided[None]).any(1)
+        beaten = (better & kept[None]).any(1)
+        kept |= undecided & ~blocked & ~beaten
+        undecided &= ~beaten & blocked
+        undecided &= ~kept
+    first_kept = torch.where(better & kept[None], torch.arange(n)[None], n).amin(1)
+    return torch.where(kept, torch.arange(n), first_kept)
+
+
+def _leaders(s: torch.Tensor, tol: float) -> torch.Tensor:
+    """The same rule, one kept point per step (for very many points)."""
+    n = len(s)
+    out = torch.full((n,), -1, dtype=torch.long)
+    left = torch.arange(n)
+    while len(left):
+        lead = left[0]
+        close = (s[left] - s[lead]).norm(dim=-1) < tol
+        close[0] = True
+        out[left[close]] = lead
+        left = left[~close]
+    return out
+
+
+def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30):
+    """Levenberg-Marquardt on F(s) - s = 0 for candidates s [P, S] (float64), one row each.
+
+    Solves ``(A^T A + mu I) d = -A^T r`` with ``A = J - I``, ``r = F(s) - s``; a step is taken
+    only where it lowers q (mu shrinks tenfold, else grows tenfold), so a point never ends
+    worse than it started and a singular A (line attractor) stays stable. Only points with
+    ``q > q_done`` and an unsaturated mu are worked on.
+
+    Parameters
+    ----------
+    s : [P, S], x : [P, I], net : [P].
+
+    Returns
+    -------
+    s [P, S], q [P], iterations [P] (int).
     """
     with torch.no_grad():
-        q = q_of(F, s)
+        q = q_of(F, s[:, None], x[:, None], net)[:, 0]
     mu = torch.full_like(q, mu0)
-    for _ in range(n_iter):
-        active = q > q_done
-        if not active.any():
-            break
-        idx = torch.argsort((~active).to(torch.int8), dim=1, stable=True)[:, :int(active.sum(1).max())]
-        ix = idx[..., None].expand(-1, -1, s.shape[-1])
-        sa, qa, mua = torch.gather(s, 1, ix), torch.gather(q, 1, idx), torch.gather(mu, 1, idx)
-        sa, qa, mua = _lm_step(F, sa, qa, mua)
-        s, q, mu = s.scatter(1, ix, sa), q.scatter(1, idx, qa), mu.scatter(1, idx, mua)
-    return s, q
-
-
-def _lm_step(F, s, q, mu):
-    """One damped Newton step on points s [N, K, S] with q, mu [N, K]; keeps improvements."""
+    its = torch.zeros(len(q), dtype=torch.long)
     eye = torch.eye(s.shape[-1], dtype=s.dtype)
-    with torch.no_grad():
-        r = F(s) - s
-    A = jacobians(F, s) - eye
-    At = A.transpose(-1, -2)
-    d = torch.linalg.solve(At @ A + mu[..., None, None] * eye, -(At @ r[..., None]))[..., 0]
-    with torch.no_grad():
-        s_new = s + d
-        q_new = q_of(F, s_new)
-    better = q_new < q  # NaN (overflow) compares False: the old point stays
-    s = torch.where(better[..., None], s_new, s)
-    q = torch.where(better, q_new, q)
-    return s, q, torch.where(better, mu / 10, mu * 10).clamp(1e-14, 1e6)
-
-
-def jacobians(F, s: torch.Tensor) -> torch.Tensor:
-    """Jacobians of F at every point in one batched call: s [N, B, S] -> [N, B, S, S].
-
-    Each point is copied S times (copies are independent points of the batch), F runs once on
-    all copies and one backward pass of ``sum_k F(copy_k)_k`` gives row k of J in copy k's
-    gradient. This is one forward and one backward pass over N x B x S points, far faster on
-    a CPU than vmap over S forward-mode tangents.
-    """
-    N, B, S = s.shape
-    rep = s.detach()[:, :, None, :].expand(N, B, S, S).reshape(N, B * S, S).clone()
-    rep.requires_grad_(True)
-    with torch.enable_grad():
-        y = F(rep).reshape(N, B, S, S)
-        diag = torch.diagonal(y, dim1=-2, dim2=-1).sum()
-        (grad,) = torch.autograd.grad(diag, rep)
-    return grad.reshape(N, B, S, S)
-
-
-def outliers(s: torch.Tensor, ref: torch.Tensor, scale: float) -> torch.Tensor:
-    """[N, B] True where a point is farther than ``scale`` x the mean radius of ref [N, V, S]."""
-    centre = ref.mean(1, keepdim=True)
-    radius = (ref - centre).norm(dim=-1).mean(1, keepdim=True)
-    return (s - centre).norm(dim=-1) > scale * radius.clamp_min(1e-12)
-
-
-def unique(s: torch.Tensor, q: torch.Tensor, valid: torch.Tensor, tol: float) -> torch.Tensor:
-    """Greedy deduplication in q order within each network, vectorised: mask [N, B] of kept points.
-
-    The result equals the sequential rule "visit points by increasing q; keep a point unless a
-    kept point lies within ``tol``", computed in rounds over all networks at once: a point is
-    kept when every better neighbour is dropped, dropped when a better neighbour is kept.
-    """
-    d = torch.cdist(s, s)
-    B = s.shape[1]
-    order = torch.argsort(torch.argsort(q.masked_fill(~valid, float("inf")), dim=1), dim=1)
-    better = (order[:, None, :] < order[:, :, None]) & (d < tol)  # better[n, i, j]: j beats i
-    better &= valid[:, None, :] & valid[:, :, None]
-    kept = torch.zeros_like(valid)
-    undecided = valid.clone()
-    for _ in range(B):
-        if not undecided.any():
+    for _ in range(n_iter):
+        act = ((q > q_done) & (mu < 1e6)).nonzero()[:, 0]
+        if len(act) == 0:
             break
-        blocked = (better & (undecided | kept)[:, None, :]).any(-1)
-        beaten = (better & kept[:, None, :]).any(-1)
-        kept |= undecided & ~blocked
-        undecided &= blocked & ~beaten
-    return kept
+        sa, xa, na = s[act], x[act], net[act]
+        A = jacobians(F, sa, xa, na) - eye
+        with torch.no_grad():
+            r = F(sa[:, None], xa[:, None], na)[:, 0] - sa
+            At = A.transpose(-1, -2)
+            rhs = -(At @ r[..., None])
+            d = torch.linalg.solve(At @ A + mu[act, None, None] * eye, rhs)[..., 0]
+            s_new = sa + d
+            q_new = q_of(F, s_new[:, None], xa[:, None], na)[:, 0]
+        better = q_new < q[act]  # NaN (overflow) compares False: the old point stays
+        s[act] = torch.where(better[:, None], s_new, sa)
+        q[act] = torch.where(better, q_new, q[act])
+        mu[act] = torch.where(better, mu[act] / 10, mu[act] * 10).clamp(min=1e-14)
+        its[act] += 1
+    return s, q, its
+
+
+def jacobians(F, s: torch.Tensor, x: torch.Tensor, net: torch.Tensor, inputs: bool = False):
+    """dF/ds (and dF/dx) at points s [P, S] under inputs x [P, I] -> [P, S, S] (, [P, S, I]).
+
+    Each point is copied S times (row p holds its S copies, so one network per row), F runs
+    once on all copies and one backward pass of ``sum_k F(copy_k)_k`` gives row k of J in copy
+    k's gradient: one forward and one backward pass over P x S points.
+    """
+    P, S = s.shape
+    rep = s.detach()[:, None, :].expand(P, S, S).clone().requires_grad_(True)
+    xr = x.detach().to(s.dtype)[:, None, :].expand(P, S, x.shape[-1]).clone()
+    xr.requires_grad_(inputs)
+    with torch.enable_grad():
+        y = F(rep, xr, net)
+        diag = torch.diagonal(y, dim1=-2, dim2=-1).sum()
+        grads = torch.autograd.grad(diag, [rep, xr] if inputs else [rep], allow_unused=True)
+    if not inputs:
+        return grads[0]
+    gx = grads[1] if grads[1] is not None else torch.zeros_like(xr)  # F ignores its input
+    return grads[0], gx
+
+
+def outliers(s: torch.Tensor, net: torch.Tensor, ref: torch.Tensor, scale: float) -> torch.Tensor:
+    """[P] True where point s [P, S] lies farther from its network's centre of ref [N, V, S]
+    than ``scale`` x the mean radius of ref."""
+    centre = ref.mean(1)
+    radius = (ref - centre[:, None]).norm(dim=-1).mean(1).clamp_min(1e-12)
+    return (s - centre[net]).norm(dim=-1) > scale * radius[net]

@@ -1,212 +1,132 @@
 """Fixed points and slow points of whole populations of networks at once.
 
-For a constant input x*, the fixed points of the one-step map ``F(s) = step(s, x*)`` are the
-zeros of ``q(s) = 1/2 |F(s) - s|^2``. Every network of a shard is searched from many initial
-states at once (a tensor [N, B, S]: networks x initial states x state):
+For a constant input x*, the fixed points of the one-step map ``s -> F(s, x*)`` are the zeros
+of ``q(s) = 1/2 |F(s, x*) - s|^2``. The search (:func:`find`):
 
-1. Adam on q, all points together in float32, each point stopping once ``q < tol_adam``;
-   points closer than ``tol_merge`` are then merged (they head for the same point);
-2. a damped Newton (Levenberg-Marquardt) polish in float64 on ``(J - I) d = -(F(s) - s)`` with
-   per-point damping, accepting only steps that lower q, so true fixed points reach q ~ 1e-20;
-3. outliers (far from the visited states) and points with ``q > tol_keep`` are dropped, the rest
-   deduplicated per network (exact greedy in q order, vectorised over all networks);
-4. Jacobians of all points in one batched call, eigen-decomposition (right and left
-   eigenvectors), and the number of unstable modes (discrete time: ``|lambda| > 1``).
+1. *starts*: states visited on task trials plus Gaussian noise on the scale of the visited
+   states (:func:`initial_states`), B per network, each with its own constant input;
+2. Adam in float32 from every start, each point with its own adaptive learning rate and
+   gradient clip, stopping once ``q < tol_adam`` (:func:`lib.fixed_point_solver.adam`);
+3. *merge*: converged points of the same network and input closer than ``tol_merge`` head for
+   the same point: one representative each, so what follows costs per unique candidate;
+4. a Levenberg-Marquardt polish in float64 on the flat list of candidates (true fixed points
+   reach q ~ 1e-30), then outliers and points with ``q > tol_slow`` are dropped and the rest
+   deduplicated at ``tol_unique``;
+5. Jacobians ``dF/ds`` and input Jacobians ``dF/dx`` of the unique points in one batched
+   call, eigen-decomposition (right and left eigenvectors) and the number of unstable modes
+   (discrete time: ``|lambda| > 1``).
 
-The core (:func:`find`) takes any batched map ``F: [N, B, S] -> [N, B, S]`` whose points evolve
-independently; :func:`find_fixed_points` builds that map from a trained shard. The solvers
-themselves live in :mod:`lib.fixed_point_solver` (re-exported here).
+Every start keeps a record: the point it ended on (or -1, not converged), its q and its
+iterations. The map F is any step map (see :mod:`lib.fixed_point_solver`);
+:class:`lib.fp_adapters.CellMap` builds it from a trained shard and :mod:`lib.fp_adapters`
+from a user's ``torch.nn.RNN/GRU/LSTM`` module or step function.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from . import fixed_point_solver as solver
 from . import models
-from .checks import MAX_SEED, Int, Real, gather
-from .fixed_point_solver import (adam, compact, jacobians, outliers, polish, q_of,  # noqa: F401
-                                 unique)
-
-FORMAT_VERSION = 1
+from .checks import MAX_SEED, Int, Real, check_order, gather
+from .fp_adapters import CellMap, cell_map, visited_states  # noqa: F401  (public here too)
+from .fp_result import FixedPoints, classify  # noqa: F401
 
 
 @dataclass(frozen=True)
 class FixedPointConfig:
-    """Tolerances and budgets of the fixed-point search.
+    """Starts, budgets and tolerances of the fixed-point search.
 
     Parameters
     ----------
-    n_init : initial states per network, drawn from the visited states.
-    init_noise : standard deviation of Gaussian noise added to each initial state.
-    lr : Adam learning rate.
-    adam_iters : Adam iteration budget.
-    tol_adam : a point stops its Adam phase once q < tol_adam.
+    n_init : starts per network, drawn from the visited states.
+    init_noise : standard deviation of the Gaussian noise added to each start, as a fraction
+        of the visited states' standard deviation (pooled over coordinates, per network), so
+        that the starts cover the region the network visits, for tanh and ReLU alike.
+    lr : initial Adam learning rate (each point's rate then adapts).
+    adam_iters : Adam iteration budget per point.
+    tol_adam : a point stops its Adam phase once q < tol_adam (float32 resolves ~1e-12).
+    tol_candidate : points with q above this after Adam are "not converged" (not polished).
     newton_iters : Levenberg-Marquardt polish iterations (0 skips the polish, e.g. to keep
         slow points along an approximate line attractor instead of sliding to its ends).
-    tol_keep : points with q above this after the search are discarded (slow-point threshold).
-    tol_unique : two points of one network closer than this are the same point.
-    tol_merge : before the polish, points closer than this are merged (they would converge
-        to the same point; merging first makes the polish cheaper). Distinct fixed points of
-        trained networks lie O(1) apart; benchmarks/bench_fixed_points.py shows 0.1 loses
-        about 3% of the unique points found with 0.01 and saves a third of the time.
-    outlier_scale : a point farther from the centroid of the visited states than this many
-        times their mean distance to it is an outlier.
+    tol_fixed : a kept point with q <= tol_fixed is a fixed point, above it a slow point.
+    tol_slow : points with q above this after the polish are discarded.
+    tol_keep : former name of ``tol_slow``; when given it sets ``tol_slow``.
+    tol_unique : two points of one network and input closer than this are the same point.
+    tol_merge : before the polish, converged points closer than this are merged.
+    outlier_scale : a point farther from the centroid of its network's visited states than
+        this many times their mean distance to it is an outlier.
     tol_unstable : a mode is unstable when ``|lambda| > 1 + tol_unstable``.
-    seed : seed of the initial-state draw and noise.
+    midpoint_rounds : further searches started from the midpoints of every two points found
+        (of one network and input); stops early when a round finds nothing new.
+    max_midpoints : most midpoint starts per network and round (a seeded random subset).
+    seed : seed of the start draw and noise.
     """
 
-    n_init: int = 256
-    init_noise: float = 0.02
+    n_init: int = 128
+    init_noise: float = 0.5
     lr: float = 0.01
-    adam_iters: int = 300
-    tol_adam: float = 1e-8
-    newton_iters: int = 15
-    tol_keep: float = 1e-8
+    adam_iters: int = 200
+    tol_adam: float = 1e-9
+    tol_candidate: float = 1e-4
+    newton_iters: int = 20
+    tol_fixed: float = 1e-12
+    tol_slow: float = 1e-8
+    tol_keep: float | None = None
     tol_unique: float = 1e-3
-    tol_merge: float = 0.1
+    tol_merge: float = 1e-3
     outlier_scale: float = 10.0
     tol_unstable: float = 1e-6
+    midpoint_rounds: int = 1
+    max_midpoints: int = 512
     seed: int = 0
 
     def __post_init__(self):
+        if self.tol_keep is not None:  # keeps configurations written with the old name
+            Real(0.0, 1.0, low_open=True)("tol_keep", self.tol_keep)
+            object.__setattr__(self, "tol_slow", float(self.tol_keep))
+            object.__setattr__(self, "tol_keep", None)
         gather([lambda n=n, r=r: r(n, getattr(self, n)) for n, r in _FP_RULES.items()])
+        gather([lambda: check_order("tol_fixed", self.tol_fixed, "tol_slow", self.tol_slow),
+                lambda: check_order("tol_adam", self.tol_adam, "tol_candidate", self.tol_candidate)])
 
 
 _POSITIVE = Real(0.0, 1.0, low_open=True)
 # finite everywhere (a NaN tolerance would keep or drop every point silently); budgets bounded
 _FP_RULES = {
     "n_init": Int(1, 100_000), "init_noise": Real(0.0, 10.0), "lr": Real(0.0, 10.0, low_open=True),
-    "adam_iters": Int(0, 1_000_000), "tol_adam": _POSITIVE, "newton_iters": Int(0, 10_000),
-    "tol_keep": _POSITIVE, "tol_unique": Real(0.0, 10.0, low_open=True),
-    "tol_merge": Real(0.0, 10.0, low_open=True), "outlier_scale": Real(0.0, 1e6, low_open=True),
-    "tol_unstable": Real(0.0, 1.0, high_open=True), "seed": Int(0, MAX_SEED)}
-
-@dataclass(frozen=True)
-class FixedPoints:
-    """Unique fixed (or slow) points of a set of networks and their linearisation.
-
-    M points in all, state dimension S, N networks, I inputs. Plain numpy arrays only, so
-    :meth:`save` / :meth:`load` need no pickle.
-
-    Attributes
-    ----------
-    points : [M, S] float64, the points (LSTM: [h, c]).
-    net : [M] int, network index (position on the network axis of the params searched).
-    q : [M] float64, ``1/2 |F(s) - s|^2`` at each point.
-    jacobians : [M, S, S] float64, ``J[m, i, j] = dF_i / ds_j``.
-    eigvals : [M, S] complex128, sorted by decreasing modulus.
-    right : [M, S, S] complex128, right eigenvectors as columns: ``J right[m][:, k] = lam_k right[m][:, k]``.
-    left : [M, S, S] complex128, left eigenvectors as rows, ``left[m] = inv(right[m])``:
-        ``left[m][k] J = lam_k left[m][k]`` and ``left[m] @ right[m] = I``; so
-        ``J = sum_k lam_k outer(right[m][:, k], left[m][k])``.
-    n_unstable : [M] int, number of eigenvalues with ``|lambda| > 1 + tol_unstable``.
-    inputs : [N, I] float64, the constant input x* of each network.
-    """
-
-    points: np.ndarray
-    net: np.ndarray
-    q: np.ndarray
-    jacobians: np.ndarray
-    eigvals: np.ndarray
-    right: np.ndarray
-    left: np.ndarray
-    n_unstable: np.ndarray
-    inputs: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.q)
-
-    @property
-    def n_nets(self) -> int:
-        return len(self.inputs)
-
-    def of(self, net: int) -> "FixedPoints":
-        """The points of one network (its ``net`` stays the original index)."""
-        return self.subset(self.net == net)
-
-    def subset(self, mask) -> "FixedPoints":
-        """Points selected by a boolean mask or index array [M]."""
-        keep = {f.name: getattr(self, f.name)[mask] for f in fields(self) if f.name != "inputs"}
-        return FixedPoints(**keep, inputs=self.inputs)
-
-    def save(self, path) -> None:
-        """Write to ``path`` (.npz), plain arrays only."""
-        np.savez(path, format_version=FORMAT_VERSION, **asdict(self))
-
-    @classmethod
-    def load(cls, path) -> "FixedPoints":
-        """Read a file written by :meth:`save` (``allow_pickle=False``)."""
-        with np.load(path, allow_pickle=False) as z:
-            if int(z["format_version"]) != FORMAT_VERSION:
-                raise ValueError(f"{path}: fixed-point format {int(z['format_version'])}, "
-                                 f"expected {FORMAT_VERSION}")
-            return cls(**{f.name: z[f.name] for f in fields(cls)})
+    "adam_iters": Int(0, 1_000_000), "tol_adam": _POSITIVE, "tol_candidate": _POSITIVE,
+    "newton_iters": Int(0, 10_000), "tol_fixed": _POSITIVE, "tol_slow": _POSITIVE,
+    "tol_unique": Real(0.0, 10.0, low_open=True), "tol_merge": Real(0.0, 10.0, low_open=True),
+    "outlier_scale": Real(0.0, 1e6, low_open=True), "tol_unstable": Real(0.0, 1.0, high_open=True),
+    "midpoint_rounds": Int(0, 100), "max_midpoints": Int(1, 1_000_000), "seed": Int(0, MAX_SEED)}
 
 
 # ---------------------------------------------------------------------------------------------
-# The map F of a trained shard
-
-
-def cell_map(spec: models.CellSpec, params: dict, x_star):
-    """The batched map ``F(s) = step(s, x*)`` of every network of a shard.
-
-    Parameters
-    ----------
-    params : dict of Tensor [N, ...], never modified (cast copies are cached per dtype).
-    x_star : [N or 1, I] or [I] constant input.
-
-    Returns
-    -------
-    F : callable, s [N, B, S] (float32 or float64) -> [N, B, S].
-    """
-    x = torch.as_tensor(np.asarray(x_star, dtype=np.float64))
-    x = x.reshape(1, 1, -1) if x.dim() == 1 else x.reshape(x.shape[0], 1, -1)
-    cache = {}
-
-    def F(s):
-        if s.dtype not in cache:
-            cache[s.dtype] = ({k: v.detach().to(s.dtype) for k, v in params.items()},
-                              x.to(s.dtype))
-        p, xs = cache[s.dtype]
-        return models.step(spec, p, s, xs.expand(xs.shape[0], s.shape[1], xs.shape[2]))
-
-    return F
-
-
-def visited_states(spec: models.CellSpec, params: dict, inputs) -> torch.Tensor:
-    """States [N, B*T, S] visited by every network on the trials ``inputs`` [B, T, I]."""
-    x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))[None]
-    p = {k: v.detach() for k, v in params.items()}
-    with torch.no_grad():
-        states = models.unroll(spec, p, x)
-    return states.reshape(states.shape[0], -1, states.shape[-1])
+# Trained shards
 
 
 def find_fixed_points(spec: models.CellSpec, params: dict, x_star, visited,
                       config: FixedPointConfig = FixedPointConfig(), init=None) -> FixedPoints:
-    """Fixed points of every network of a shard under the constant input ``x_star``.
+    """Fixed points of every network of a shard under constant inputs.
 
     Parameters
     ----------
     spec : the shard's cell specification.
     params : dict of Tensor [N, ...] (not modified).
-    x_star : [N or 1, I] or [I] constant input.
-    visited : [N, V, S] states visited on task trials (see :func:`visited_states`); initial
-        states are drawn from them and they define the outlier scale.
-    config : tolerances and budgets.
-    init : optional [N, B, S] initial states used as they are (e.g. the centre of a limit
-        cycle), instead of ``config.n_init`` noisy draws from ``visited``.
+    x_star : constant input: [I] (all), [N, I] (one per network) or [N, B, I] (one per start).
+    visited : [N, V, S] states visited on task trials (see :func:`visited_states`); starts are
+        drawn from them and they define the noise and outlier scales.
+    config : starts, budgets and tolerances.
+    init : optional [N, B, S] starts used as they are (e.g. the centre of a limit cycle).
 
     Returns
     -------
     FixedPoints with ``net`` indexing the network axis of ``params``.
     """
-    F = cell_map(spec, params, x_star)
-    n = params["W"].shape[0]
-    x = np.broadcast_to(np.asarray(x_star, dtype=np.float64).reshape(-1, spec.n_in), (n, spec.n_in))
-    return find(F, visited, config, inputs=x, init=init)
+    return find(CellMap(spec, params), visited, config, inputs=x_star, starts=init)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,62 +134,183 @@ def find_fixed_points(spec: models.CellSpec, params: dict, x_star, visited,
 
 
 def find(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None,
-         init=None) -> FixedPoints:
-    """Fixed points of a batched map F from initial states drawn among ``visited``.
+         starts=None) -> FixedPoints:
+    """Fixed points of a step map F of N networks.
 
     Parameters
     ----------
-    F : callable [N, B, S] -> [N, B, S], accepting float32 and float64, points independent.
-    visited : [N, V, S] array or Tensor of reference states.
-    inputs : [N, I] recorded in the result (zeros [N, 0] if omitted).
-    init : optional [N, B, S] initial states (default: :func:`initial_states` of visited).
+    F : step map ``F(s [R, B, S], x [R, B, I], net [R]) -> [R, B, S]``, float32 and float64
+        (:mod:`lib.fp_adapters` builds one from cells, torch modules or step functions).
+    visited : [N, V, S] states the networks visit (start design, noise and outlier scales).
+    inputs : constant input: None (no input, I = 0), [I], [N, I] or [N, B, I] (per start: e.g.
+        every command frequency of the sine task in one call).
+    starts : optional [N, B, S] starts (default: :func:`initial_states` of ``visited``).
+
+    Returns
+    -------
+    :class:`FixedPoints`: the unique points with their linearisation and the per-start record
+    (starts of the midpoint rounds included).
     """
     ref = torch.as_tensor(np.asarray(visited), dtype=torch.float64)
-    s0 = initial_states(ref, config) if init is None else torch.as_tensor(np.asarray(init))
-    s = adam(F, s0.to(torch.float32), config).to(torch.float64)
-    with torch.no_grad():
-        q = q_of(F, s)
-    # Most initial states fall to the same few points: merge them before the costly polish.
-    s, valid = compact(s, unique(s, q, torch.isfinite(q), config.tol_merge))
-    s, q = polish(F, s, config.newton_iters)
-    ok = valid & (q <= config.tol_keep) & ~outliers(s, ref, config.outlier_scale)
-    J = jacobians(F, s)  # all networks in one call (F needs the [N, B] layout)
-    ok &= torch.isfinite(q) & torch.isfinite(J).flatten(2).all(-1)  # diverging untrained nets
-    net, idx = unique(s, q, ok, config.tol_unique).nonzero(as_tuple=True)
-    J = J[net, idx]
-    inputs = np.zeros((ref.shape[0], 0)) if inputs is None else np.asarray(inputs, np.float64)
-    return classify(s[net, idx], net, q[net, idx], J, config.tol_unstable, inputs)
+    s0 = initial_states(ref, config) if starts is None else torch.as_tensor(np.asarray(starts))
+    N, B, S = s0.shape
+    x = _per_start(inputs, N, B)
+    res = search(F, ref, s0, x, config)
+    # Saddles lie between the points they connect, where trials pass only briefly: search
+    # again from the midpoints of every two points found, until a round adds nothing.
+    for r in range(config.midpoint_rounds):
+        mids = midpoint_starts(res, N, config.max_midpoints, config.seed + r)
+        if mids is None:
+            break
+        new = search(F, ref, mids[0], mids[1], config)
+        n_before = len(res)
+        res = union(res, new, config.tol_unique)
+        if len(res) == n_before:
+            break
+    return res
+
+
+def search(F, ref, s0, x, config: FixedPointConfig) -> FixedPoints:
+    """One search from starts s0 [N, B, S] under inputs x [N, B, I] (no midpoint rounds).
+
+    ``ref`` [N, V, S] float64 visited states (outlier scale).
+    """
+    N, B, S = s0.shape
+    system = _systems(x)
+    net = torch.arange(N)
+    s, q, it = solver.adam(F, s0.float(), x.float(), net, iters=config.adam_iters,
+                           lr=config.lr, tol_q=config.tol_adam)
+    flat = lambda z: z.reshape(N * B, *z.shape[2:])  # noqa: E731
+    s, q, it, xs, sys = flat(s).double(), flat(q).double(), flat(it), flat(x), flat(system)
+    nets = net.repeat_interleave(B)
+    cand = torch.isfinite(q) & (q <= config.tol_candidate)
+    rep = solver.merge(s, q, cand, sys, config.tol_merge)
+    c = (rep == torch.arange(N * B)).nonzero()[:, 0]  # the candidates, one per merged group
+    cs, cq, cits = s[c].clone(), q[c], torch.zeros(len(c), dtype=torch.long)
+    if config.newton_iters:
+        cs, cq, cits = solver.polish(F, cs, xs[c], nets[c], config.newton_iters)
+    ok = torch.isfinite(cq) & (cq <= config.tol_slow)
+    ok &= ~solver.outliers(cs, nets[c], ref, config.outlier_scale)
+    rep2 = solver.merge(cs, cq, ok, sys[c], config.tol_unique)
+    keep = (rep2 == torch.arange(len(c))).nonzero()[:, 0]
+    # start -> candidate -> unique point
+    cand_of = torch.full((N * B,), -1, dtype=torch.long)
+    cand_of[c] = torch.arange(len(c))
+    final_of_cand = torch.full((len(c),), -1, dtype=torch.long)
+    final_of_cand[keep] = torch.arange(len(keep))
+    point = torch.full((N * B,), -1, dtype=torch.long)
+    has = rep >= 0
+    r2 = rep2[cand_of[rep[has]]]
+    point[has] = torch.where(r2 >= 0, final_of_cand[r2.clamp(min=0)], -1)
+    J, Jx = solver.jacobians(F, cs[keep], xs[c][keep].double(), nets[c][keep], inputs=True)
+    start_q = torch.where(point >= 0, cq[keep][point.clamp(min=0)] if len(keep) else q, q)
+    record = dict(start_states=flat(s0).double().numpy(), start_net=nets.numpy(),
+                  start_point=point.numpy(), start_q=start_q.numpy(),
+                  start_iters=(it + torch.where(cand_of >= 0, cits[cand_of.clamp(min=0)], 0)
+                               if len(c) else it).numpy())
+    return classify(cs[keep], nets[c][keep], cq[keep], J, Jx, xs[c][keep].double(), config,
+                    record, network_inputs=x[:, 0].double())
+
+
+def midpoint_starts(fps: FixedPoints, n_nets: int, cap: int, seed: int = 0):
+    """Starts halfway between every two points of one network and input.
+
+    Returns (starts [N, B, S], inputs [N, B, I]) with at most ``cap`` pairs per network (a
+    seeded random subset), cycled to a common B; None when no network has two points.
+    """
+    rng = np.random.default_rng(seed)
+    per = []
+    for i in range(n_nets):
+        m = np.flatnonzero(fps.net == i)
+        a, b = np.triu_indices(len(m), 1)
+        same = np.all(fps.x[m[a]] == fps.x[m[b]], axis=1)
+        a, b = m[a[same]], m[b[same]]
+        if len(a) > cap:
+            pick = np.sort(rng.choice(len(a), cap, replace=False))
+            a, b = a[pick], b[pick]
+        per.append(((fps.points[a] + fps.points[b]) / 2, fps.x[a]))
+    width = max(len(p[0]) for p in per)
+    if width == 0:
+        return None
+    S, I = fps.points.shape[1], fps.inputs.shape[1]
+    s = np.zeros((n_nets, width, S))
+    x = np.broadcast_to(fps.inputs[:, None], (n_nets, width, I)).copy()
+    for i, (p, xi) in enumerate(per):
+        if len(p):
+            s[i], x[i] = np.resize(p, (width, S)), np.resize(xi, (width, I))
+        else:  # nothing to pair: restart from its own first starts (they merge away)
+            own = fps.start_states[fps.start_net == i]
+            s[i] = np.resize(own, (width, S))
+    return torch.as_tensor(s), torch.as_tensor(x)
+
+
+def union(a: FixedPoints, b: FixedPoints, tol: float) -> FixedPoints:
+    """Points of ``a`` plus those of ``b`` farther than tol from every point of ``a`` with the
+    same network and input; the starts of both (b's starts on a known point point to it)."""
+    close = np.full((len(b), len(a)), np.inf)
+    for i in np.intersect1d(a.net, b.net):  # per network: memory O(Mb x Ma), no state axis
+        rb, ra = np.flatnonzero(b.net == i), np.flatnonzero(a.net == i)
+        d = torch.cdist(torch.as_tensor(b.points[rb]), torch.as_tensor(a.points[ra])).numpy()
+        same = np.all(b.x[rb][:, None] == a.x[ra][None], axis=-1)
+        close[np.ix_(rb, ra)] = np.where((d < tol) & same, d, np.inf)
+    known = np.isfinite(close).any(1)
+    out = a.concat(b.subset(~known))
+    # b's starts that ended on a point a already had: point them to a's point
+    nearest = np.where(known, close.argmin(1) if len(a) else -1, -1)
+    sp = out.start_point.copy()
+    tail = sp[len(a.start_point):]
+    bp = b.start_point
+    tail[(bp >= 0) & known[np.maximum(bp, 0)]] = nearest[bp[(bp >= 0) & known[np.maximum(bp, 0)]]]
+    sp[len(a.start_point):] = tail
+    return replace(out, start_point=sp)
+
+
+def _per_start(inputs, N: int, B: int) -> torch.Tensor:
+    """Constant input of every start [N, B, I] from None, [I], [N, I] or [N, B, I]."""
+    if inputs is None:
+        return torch.zeros(N, B, 0, dtype=torch.float64)
+    x = torch.as_tensor(np.asarray(inputs, dtype=np.float64))
+    if x.dim() == 1:
+        x = x[None, None]
+    elif x.dim() == 2:
+        x = x[:, None]
+    return x.expand(N, B, x.shape[-1]).contiguous()
+
+
+def _systems(x: torch.Tensor) -> torch.Tensor:
+    """System id [N, B] of every start: one per distinct (network, input) pair."""
+    N, B, I = x.shape
+    key = torch.cat([torch.arange(N, dtype=x.dtype)[:, None, None].expand(N, B, 1), x], -1)
+    _, inv = torch.unique(key.reshape(N * B, I + 1), dim=0, return_inverse=True)
+    return inv.reshape(N, B)
 
 
 def initial_states(ref: torch.Tensor, config: FixedPointConfig) -> torch.Tensor:
-    """``config.n_init`` states per network drawn from ref [N, V, S], plus noise -> [N, B, S]."""
+    """``config.n_init`` starts per network drawn from ref [N, V, S] plus noise -> [N, B, S].
+
+    The noise has standard deviation ``init_noise`` x the visited states' standard deviation
+    (pooled over coordinates), so the starts fill the visited region and its surroundings:
+    saddles between attractors lie where trials pass only briefly.
+    """
     g = torch.Generator().manual_seed(config.seed)
     n, v, S = ref.shape
     idx = torch.randint(v, (n, config.n_init), generator=g)
     s0 = torch.gather(ref, 1, idx[..., None].expand(-1, -1, S))
-    return s0 + config.init_noise * torch.randn(s0.shape, generator=g, dtype=ref.dtype)
+    scale = ref.std(1).pow(2).mean(-1).sqrt() if v > 1 else torch.ones(n, dtype=ref.dtype)
+    noise = torch.randn(s0.shape, generator=g, dtype=ref.dtype)
+    return s0 + config.init_noise * scale[:, None, None] * noise
 
 
-def solve(F, s0, config: FixedPointConfig = FixedPointConfig()):
-    """Minimise q from s0 [N, B, S]: Adam (float32) then Levenberg-Marquardt (float64).
+def solve(F, s0, x, config: FixedPointConfig = FixedPointConfig()):
+    """Minimise q from s0 [N, B, S] under inputs x [N, B, I]: Adam then LM, nothing filtered.
 
-    Returns
-    -------
-    s : [N, B, S] float64 and q : [N, B] float64 (not filtered).
+    Returns s [N, B, S] float64 and q [N, B] float64.
     """
-    s = adam(F, torch.as_tensor(s0).to(torch.float32), config)
-    return polish(F, s.to(torch.float64), config.newton_iters)
+    N, B, S = s0.shape
+    net = torch.arange(N)
+    s, q, _ = solver.adam(F, torch.as_tensor(s0).float(), x.float(), net,
+                          iters=config.adam_iters, lr=config.lr, tol_q=config.tol_adam)
+    s, q, _ = solver.polish(F, s.double().reshape(N * B, S), x.double().reshape(N * B, -1),
+                            net.repeat_interleave(B), config.newton_iters)
+    return s.reshape(N, B, S), q.reshape(N, B)
 
-
-def classify(pts, net, q, J, tol_unstable: float, inputs) -> FixedPoints:
-    """Eigen-decomposition and stability of points [M, S] with Jacobians [M, S, S]."""
-    lam, R = torch.linalg.eig(J)
-    order = torch.argsort(lam.abs(), dim=-1, descending=True)
-    lam = torch.gather(lam, -1, order)
-    R = torch.gather(R, -1, order[:, None, :].expand_as(R))
-    L = torch.linalg.inv(R) if len(pts) else R
-    return FixedPoints(
-        points=pts.numpy(), net=net.numpy().astype(np.int64), q=q.numpy(), jacobians=J.numpy(),
-        eigvals=lam.numpy(), right=R.numpy(), left=L.numpy(),
-        n_unstable=(lam.abs() > 1 + tol_unstable).sum(-1).numpy().astype(np.int64),
-        inputs=np.asarray(inputs, np.float64))

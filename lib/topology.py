@@ -36,7 +36,7 @@ between networks are given in :func:`sine_distance` and :func:`cdi_distance`.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from itertools import product
 
 import networkx as nx
@@ -440,9 +440,7 @@ def between_stable_points(spec, params: dict, fps: FixedPoints,
 
 def concat(a: FixedPoints, b: FixedPoints) -> FixedPoints:
     """Points of two searches of the same networks and inputs, ``a``'s first."""
-    return FixedPoints(**{f.name: a.inputs if f.name == "inputs" else
-                          np.concatenate([getattr(a, f.name), getattr(b, f.name)])
-                          for f in fields(FixedPoints)})
+    return a.concat(b)
 
 
 def flipflop_population(nets, task, fp_config, orbit: OrbitConfig = OrbitConfig()):

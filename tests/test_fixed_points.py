@@ -1,18 +1,19 @@
-"""Fixed-point search: answers known by construction, batching, no side effects, file format."""
+"""Fixed-point search: answers known by construction, batching, adapters, no side effects, format."""
 import numpy as np
 import pytest
 import torch
 
+from lib import fixed_point_solver as solver
 from lib import fixed_points as fp
-from lib import models
+from lib import fp_adapters, fp_recall, models
 
-FAST = fp.FixedPointConfig(n_init=32, adam_iters=200, lr=0.05, init_noise=0.1)
+FAST = fp.FixedPointConfig(n_init=32, adam_iters=300, init_noise=0.5, midpoint_rounds=0)
 
 
 def linear_map(W, b):
-    """F(s) = W s + b per network: W [N, S, S], b [N, S]."""
-    def F(s):
-        return torch.einsum("nij,nbj->nbi", W.to(s.dtype), s) + b.to(s.dtype)[:, None]
+    """F(s) = W s + b per network: W [N, S, S], b [N, S] (a step map, inputs ignored)."""
+    def F(s, x, net):
+        return torch.einsum("nij,nbj->nbi", W.to(s.dtype)[net], s) + b.to(s.dtype)[net][:, None]
     return F
 
 
@@ -29,7 +30,7 @@ def test_linear_map_fixed_point_jacobian_and_eigenvectors():
         expect = torch.linalg.solve(torch.eye(S, dtype=torch.float64) - W[n], b[n]).numpy()
         np.testing.assert_allclose(r.points[0], expect, atol=1e-10)
         np.testing.assert_allclose(r.jacobians[0], W[n].numpy(), atol=1e-12)
-        assert r.q[0] <= 1e-20
+        assert r.q[0] <= 1e-20 and not r.slow[0]
         lam = np.linalg.eigvals(W[n].numpy())
         assert r.n_unstable[0] == (np.abs(lam) > 1).sum()
         np.testing.assert_allclose(np.abs(r.eigvals[0]), np.sort(np.abs(lam))[::-1], atol=1e-10)
@@ -37,77 +38,185 @@ def test_linear_map_fixed_point_jacobian_and_eigenvectors():
         np.testing.assert_allclose(J @ R, R * r.eigvals[0], atol=1e-10)
         np.testing.assert_allclose(L @ J, r.eigvals[0][:, None] * L, atol=1e-10)
         np.testing.assert_allclose(L @ R, np.eye(S), atol=1e-10)
+        # a start ends on the one point or, if Adam left it far away, is "not converged"
+        assert set(r.start_point) <= {0, -1} and (r.start_point == 0).mean() > 0.8
     assert res.n_unstable[res.net == 2][0] > 0
 
 
-def self_excited(n_hidden, gain=2.0):
-    """Vanilla tanh network with W = gain * I and no input: stable points +-a, saddles at 0."""
-    spec = models.CellSpec("vanilla", "tanh", n_in=1, n_hidden=n_hidden, n_out=1)
-    params = models.init_params(spec, [0])
-    params["W"] = gain * torch.eye(n_hidden)[None]
-    params["b"] = torch.zeros_like(params["b"])
-    return spec, params
+# ---------------------------------------------------------------------------------------------
+# Ground truth: 3^k known fixed points
 
 
-def grid(n_hidden, k=7):
-    axes = [torch.linspace(-1.2, 1.2, k)] * n_hidden
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(1, -1, n_hidden)
+def trajectories(spec, params, n_traj=64, n_steps=20, seed=0):
+    """States [1, n_traj * n_steps, S] visited from random starts in the box [-1, 1]^S."""
+    x0 = torch.as_tensor(np.random.default_rng(seed).uniform(-1, 1, (1, n_traj, spec.state_dim)),
+                         dtype=torch.float32)
+    with torch.no_grad():
+        states = models.unroll(spec, params, torch.zeros(1, n_traj, n_steps, spec.n_in), x0)
+    return states.reshape(1, -1, spec.state_dim)
 
 
-def test_two_unit_self_excited_network_has_four_attractors_and_five_saddles():
-    spec, params = self_excited(2)
-    res = fp.find_fixed_points(spec, params, np.zeros(1), grid(2), FAST)
-    a = 0.9575040240772687  # root of a = tanh(2a)
-    pts = np.round(res.points / a).astype(int)
-    assert sorted(map(tuple, pts)) == sorted((i, j) for i in (-1, 0, 1) for j in (-1, 0, 1))
-    n_zero = (pts == 0).sum(1)  # each unit at 0 has the unstable eigenvalue 2
-    np.testing.assert_array_equal(res.n_unstable, n_zero)
-    assert res.q.max() <= 1e-20
-    stable = res.n_unstable == 0
-    np.testing.assert_allclose(np.abs(res.eigvals[stable]), 2 * (1 - a * a), atol=1e-9)
+def check_exact(res, pts, n_unstable, tol_slow):
+    """Recall 1, nothing spurious or duplicated, q below threshold, stability as constructed."""
+    recall, hit, extra = fp_recall.recall(res, pts, np.zeros(len(pts), int))
+    assert recall[0] == 1.0 and not extra.any() and len(res) == len(pts)
+    assert res.q.max() <= tol_slow
+    nearest = np.argmin(np.linalg.norm(res.points[:, None] - pts[None], axis=-1), axis=1)
+    np.testing.assert_array_equal(res.n_unstable, n_unstable[nearest])
 
 
-def test_relu_network_fixed_point_known():
-    spec = models.CellSpec("vanilla", "relu", n_in=1, n_hidden=3, n_out=1)
-    params = models.init_params(spec, [0])
-    params["W"] = 0.5 * torch.eye(3)[None]
-    params["b"] = torch.ones_like(params["b"])
-    params["U"] = torch.zeros_like(params["U"])  # s = relu(s / 2 + 1): s = 2, J = I / 2
-    res = fp.find_fixed_points(spec, params, np.zeros(1), torch.rand(1, 40, 3) * 3, FAST)
-    assert len(res) == 1
-    np.testing.assert_allclose(res.points[0], 2.0, atol=1e-12)
-    np.testing.assert_allclose(res.jacobians[0], 0.5 * np.eye(3), atol=1e-12)
-    assert res.n_unstable[0] == 0
+@pytest.mark.parametrize("k,seed", [(3, 0), (3, 1), (3, 2), (4, 0), (4, 1), (4, 2)])
+def test_every_known_fixed_point_from_trajectory_starts(k, seed):
+    spec, params, pts, n_unstable = fp_recall.known_network(64, k, seed=seed)
+    # two midpoint rounds: with 81 points one round can leave a saddle between new saddles
+    config = fp.FixedPointConfig(n_init=128, init_noise=0.5, seed=seed, midpoint_rounds=2)
+    res = fp.find_fixed_points(spec, params, np.zeros(1), trajectories(spec, params, seed=seed),
+                               config)
+    check_exact(res, pts, n_unstable, config.tol_slow)
 
 
-@pytest.mark.parametrize("arch", models.ARCHS)
-def test_every_architecture_finds_true_fixed_points(arch):
-    spec = models.CellSpec(arch, "tanh", n_in=2, n_hidden=6, n_out=1)
-    params = models.init_params(spec, [1, 2])
-    visited = fp.visited_states(spec, params, np.random.default_rng(0).normal(size=(4, 20, 2)))
-    res = fp.find_fixed_points(spec, params, np.zeros(2), visited, FAST)
-    assert res.points.shape[1] == spec.state_dim and len(res) >= 2
-    for n in range(2):
-        pts = torch.as_tensor(res.of(n).points)[None]
-        one = fp.cell_map(spec, models.select(params, [n]), np.zeros(2))
-        np.testing.assert_allclose(one(pts)[0].numpy(), res.of(n).points, atol=1e-9)
-    assert res.q.max() <= FAST.tol_keep
+@pytest.mark.parametrize("k,seed", [(3, 3), (4, 4)])
+def test_every_known_fixed_point_from_starts_in_the_box(k, seed):
+    spec, params, pts, n_unstable = fp_recall.known_network(64, k, seed=seed)
+    box = torch.as_tensor(np.random.default_rng(seed).uniform(-1, 1, (1, 256, 64)))
+    config = fp.FixedPointConfig(seed=seed, midpoint_rounds=2)
+    res = fp.find_fixed_points(spec, params, np.zeros(1), box, config, init=box)
+    check_exact(res, pts, n_unstable, config.tol_slow)
+
+
+def test_known_network_points_are_exact():
+    spec, params, pts, n_unstable = fp_recall.known_network(16, 2, seed=5)
+    F = fp.cell_map(spec, {k: v.double() for k, v in params.items()}, np.zeros(1))
+    np.testing.assert_allclose(F(torch.as_tensor(pts)[None])[0].numpy(), pts, atol=1e-12)
+    assert len(pts) == 9 and sorted(np.bincount(n_unstable)) == [1, 4, 4]
+
+
+# ---------------------------------------------------------------------------------------------
+# Result contents: per-start record, slow points, per-start inputs, input Jacobians
+
+
+def test_start_record_points_to_the_point_each_start_reached():
+    spec, params, pts, _ = fp_recall.known_network(32, 2, seed=1)
+    res = fp.find_fixed_points(spec, params, np.zeros(1), trajectories(spec, params), FAST)
+    ok = res.start_point >= 0
+    assert ok.mean() > 0.9 and len(res.start_states) == len(res.start_point)
+    assert (res.start_iters >= 0).all() and res.start_iters.max() > 0 and np.all(res.start_net == 0)
+    np.testing.assert_allclose(res.start_q[ok], res.q[res.start_point[ok]], atol=1e-25)
+    sub = res.subset(res.n_unstable == 0)  # renumbered: starts on dropped points become -1
+    kept = sub.start_point >= 0
+    np.testing.assert_allclose(sub.points[sub.start_point[kept]],
+                               res.points[res.start_point[kept]])
+
+
+def test_slow_points_are_flagged():
+    # s' = s + c (1 - s^2)^2 ... a 1-d map whose q has a non-zero minimum near 0: a slow point
+    c = 1e-5
+
+    def f(s, x):
+        return s + c + 0.5 * s ** 2
+
+    res = fp.find(fp_adapters.StepFunctionMap(f), torch.linspace(-0.5, 0.5, 20)[None, :, None],
+                  fp.FixedPointConfig(n_init=16, tol_slow=1e-9, tol_fixed=1e-13))
+    # q = (c + s^2/2)^2 / 2 is smallest at s = 0: q = c^2 / 2 = 5e-11, a slow point
+    assert len(res) == 1 and res.slow[0] and abs(res.points[0, 0]) < 1e-3
+
+
+def test_one_input_per_start_equals_separate_searches():
+    spec = models.CellSpec("gru", "tanh", n_in=1, n_hidden=6, n_out=1)
+    params = models.init_params(spec, [3, 4])
+    vis = fp.visited_states(spec, params, np.random.default_rng(0).normal(size=(4, 20, 1)))
+    levels = np.array([-0.5, 0.0, 0.7])
+    starts = fp.initial_states(vis.double(), FAST)  # [2, 32, S]
+    x = np.repeat(levels[None, :, None], 2, 0).repeat(32, 1)  # [2, 96, 1]
+    cfg = fp.FixedPointConfig(n_init=32, midpoint_rounds=0)
+    both = fp.find_fixed_points(spec, params, x, vis, cfg, init=starts.repeat(1, 3, 1))
+    for j, level in enumerate(levels):
+        one = fp.find_fixed_points(spec, params, np.full(1, level), vis, cfg, init=starts)
+        mine = both.subset(both.x[:, 0] == level)
+        assert len(one) == len(mine) > 0
+        np.testing.assert_allclose(np.sort(one.points, 0), np.sort(mine.points, 0), atol=1e-8)
+
+
+def test_input_jacobians_match_autograd():
+    spec = models.CellSpec("lstm", "tanh", n_in=2, n_hidden=4, n_out=1)
+    params = models.init_params(spec, [7])
+    vis = fp.visited_states(spec, params, np.random.default_rng(2).normal(size=(3, 15, 2)))
+    x = np.array([0.3, -0.2])
+    res = fp.find_fixed_points(spec, params, x, vis, FAST)
+    F = fp.CellMap(spec, params)
+    for m in range(len(res)):
+        s = torch.as_tensor(res.points[m])
+        f = lambda xx: F(s[None, None], xx[None, None], torch.zeros(1, dtype=torch.long))[0, 0]  # noqa: E731
+        ref = torch.autograd.functional.jacobian(f, torch.as_tensor(x))
+        np.testing.assert_allclose(res.input_jacobians[m], ref.numpy(), atol=1e-10)
 
 
 def test_jacobians_match_autograd_reference():
     spec = models.CellSpec("gru", "tanh", n_in=1, n_hidden=5, n_out=1)
     params = models.init_params(spec, [3, 4])
-    F = fp.cell_map(spec, params, np.full(1, 0.3))
-    s = torch.randn(2, 3, 5, dtype=torch.float64)
-    J = fp.jacobians(F, s)
-    for n in range(2):
-        for b in range(3):
-            def f(v, n=n, b=b):
-                x = s.clone()
-                x[n, b] = v
-                return F(x)[n, b]
-            ref = torch.autograd.functional.jacobian(f, s[n, b])
-            torch.testing.assert_close(J[n, b], ref)
+    F = fp.CellMap(spec, params)
+    s = torch.randn(6, 5, dtype=torch.float64)
+    net = torch.tensor([0, 1, 1, 0, 1, 0])
+    x = torch.full((6, 1), 0.3, dtype=torch.float64)
+    J = solver.jacobians(F, s, x, net)
+    for p in range(6):
+        def f(v, p=p):
+            return F(v[None, None], x[p:p + 1, None], net[p:p + 1])[0, 0]
+        torch.testing.assert_close(J[p], torch.autograd.functional.jacobian(f, s[p]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Adapters: torch.nn modules and step functions
+
+
+def torch_and_cell(kind):
+    """A torch.nn module and the book cell with the same weights (PyTorch's GRU: reset-after)."""
+    torch.manual_seed(0)
+    mod = getattr(torch.nn, kind)(2, 5)
+    arch = {"RNN": "vanilla", "GRU": "gru", "LSTM": "lstm"}[kind]
+    spec = models.CellSpec(arch, "tanh", n_in=2, n_hidden=5, n_out=1, gru_reset_after=kind == "GRU")
+    W, U = mod.weight_hh_l0.detach(), mod.weight_ih_l0.detach()
+    b = (mod.bias_ih_l0 + mod.bias_hh_l0).detach()
+    if kind == "GRU":  # torch order r, z, n -> book order u(z), r, c(n)
+        idx = torch.cat([torch.arange(5, 10), torch.arange(0, 5), torch.arange(10, 15)])
+        W, U = W[idx], U[idx]
+        b = torch.cat([b[5:10], b[0:5], mod.bias_ih_l0.detach()[10:]])
+    params = models.init_params(spec, [0])
+    params.update(W=W.T[None].clone(), U=U.T[None].clone(), b=b[None, None].clone())
+    if kind == "GRU":
+        params["b_hn"] = mod.bias_hh_l0.detach()[None, None, 10:].clone()
+    return mod, spec, params
+
+
+@pytest.mark.parametrize("kind", ["RNN", "GRU", "LSTM"])
+def test_torch_module_adapter_matches_the_book_cell(kind):
+    mod, spec, params = torch_and_cell(kind)
+    before = {k: v.clone() for k, v in mod.state_dict().items()}
+    F = fp_adapters.ModuleMap(mod)
+    s = torch.randn(2, 3, spec.state_dim, dtype=torch.float64)
+    x = torch.randn(2, 3, 2, dtype=torch.float64)
+    net = torch.zeros(2, dtype=torch.long)
+    torch.testing.assert_close(F(s, x, net), fp.CellMap(spec, params)(s, x, net))
+    trials = np.random.default_rng(0).normal(size=(4, 10, 2))
+    res = fp.find(F, F.states(trials), FAST, inputs=np.zeros(2))
+    assert len(res) >= 1 and res.q.max() <= FAST.tol_slow
+    out = F(torch.as_tensor(res.points)[None], torch.zeros(1, len(res), 2, dtype=torch.float64), net[:1])
+    np.testing.assert_allclose(out[0].numpy(), res.points, atol=1e-9)
+    assert all(torch.equal(v, before[k]) for k, v in mod.state_dict().items())
+
+
+def test_step_function_adapter_two_bistable_units():
+    def f(s, x):  # two uncoupled bistable units: 9 fixed points, 4 of them stable
+        return torch.tanh(2.0 * s + x)
+
+    starts = torch.as_tensor(np.random.default_rng(0).uniform(-1.2, 1.2, (1, 64, 2)))
+    res = fp.find(fp_adapters.StepFunctionMap(f), starts, FAST, inputs=np.zeros(2), starts=starts)
+    assert len(res) == 9 and sorted(np.bincount(res.n_unstable)) == [1, 4, 4]
+    np.testing.assert_allclose(res.input_jacobians, res.jacobians / 2, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batching, merging, side effects, file format, recall
 
 
 def test_batched_search_equals_one_network_at_a_time():
@@ -138,8 +247,8 @@ def test_caller_params_are_not_modified():
 
 
 def test_save_load_roundtrip_without_pickle(tmp_path):
-    spec, params = self_excited(2)
-    res = fp.find_fixed_points(spec, params, np.zeros(1), grid(2), FAST)
+    spec, params, _, _ = fp_recall.known_network(8, 2, seed=0)
+    res = fp.find_fixed_points(spec, params, np.zeros(1), trajectories(spec, params), FAST)
     path = tmp_path / "fps.npz"
     res.save(path)
     with np.load(path, allow_pickle=False) as z:
@@ -149,27 +258,41 @@ def test_save_load_roundtrip_without_pickle(tmp_path):
         np.testing.assert_array_equal(getattr(back, name), getattr(res, name))
 
 
-def test_unique_equals_sequential_greedy():
+def test_merge_equals_sequential_greedy():
     g = torch.Generator().manual_seed(2)
-    s = torch.randn(3, 60, 2, generator=g, dtype=torch.float64) * 0.3
-    q = torch.rand(3, 60, generator=g, dtype=torch.float64)
-    valid = torch.rand(3, 60, generator=g) > 0.2
-    kept = fp.unique(s, q, valid, tol=0.15)
-    for n in range(3):
-        ref, chosen = np.zeros(60, bool), []
-        for i in sorted(np.flatnonzero(valid[n].numpy()), key=lambda i: float(q[n, i])):
-            if all(torch.dist(s[n, i], s[n, j]) >= 0.15 for j in chosen):
-                chosen.append(i)
-                ref[i] = True
-        np.testing.assert_array_equal(kept[n].numpy(), ref)
-    assert 0 < kept.sum() < valid.sum()  # the tolerance merged some points, not all
+    s = torch.randn(180, 2, generator=g, dtype=torch.float64) * 0.3
+    q = torch.rand(180, generator=g, dtype=torch.float64)
+    valid = torch.rand(180, generator=g) > 0.2
+    system = torch.arange(180) % 3
+    rep = solver.merge(s, q, valid, system, tol=0.15)
+    for k in range(3):
+        kept = []
+        for i in sorted(np.flatnonzero((valid & (system == k)).numpy()), key=lambda i: float(q[i])):
+            near = [j for j in kept if torch.dist(s[i], s[j]) < 0.15]
+            assert rep[i] == (near[0] if near else i)
+            if not near:
+                kept.append(i)
+    assert (rep[~valid] == -1).all() and 0 < (rep == torch.arange(180)).sum() < valid.sum()
 
 
-def test_input_jacobian_of_vanilla_at_origin_is_input_weights():
-    from lib.dynamics import input_jacobians
-    spec = models.CellSpec("vanilla", "tanh", n_in=3, n_hidden=4, n_out=1)
-    params = models.init_params(spec, [11])
-    params["b"] = torch.zeros_like(params["b"])  # tanh'(0) = 1: dF/dx = U^T at s = 0, x = 0
-    B = input_jacobians(spec, params, torch.zeros(1, 2, 4), np.zeros((1, 3)))
-    for b in range(2):
-        torch.testing.assert_close(B[0, b], params["U"][0].T.double())
+def test_recall_counts_hits_and_extras():
+    spec, params, pts, _ = fp_recall.known_network(16, 2, seed=2)
+    config = fp.FixedPointConfig(n_init=64, midpoint_rounds=2)
+    res = fp.find_fixed_points(spec, params, np.zeros(1), trajectories(spec, params), config)
+    r, hit, extra = fp_recall.recall(res, np.r_[pts, [np.full(16, 5.0)]], np.zeros(10, int))
+    assert r[0] == pytest.approx(0.9) and hit[:9].all() and not hit[9] and not extra.any()
+
+
+def test_exhaustive_reference_contains_the_known_points():
+    spec, params, pts, _ = fp_recall.known_network(16, 2, seed=3)
+    small = fp.FixedPointConfig(n_init=16, adam_iters=200)
+    ref = fp_recall.exhaustive(fp.CellMap(spec, params), trajectories(spec, params), small,
+                               inputs=np.zeros(1))
+    r, _, extra = fp_recall.recall(ref, pts, np.zeros(len(pts), int))
+    assert r[0] == 1.0 and not extra.any()
+
+
+def test_config_rejects_bad_values_and_keeps_the_old_name():
+    with pytest.raises(ValueError):
+        fp.FixedPointConfig(n_init=0)
+    assert fp.FixedPointConfig(tol_keep=1e-5).tol_slow == 1e-5

@@ -1,0 +1,139 @@
+"""Step maps for the fixed-point search: the book's cells, torch modules, any step function.
+
+A step map is a callable ``F(s, x, net) -> s'`` with s [R, B, S], x [R, B, I] and net [R]
+(long): the B points of row r evolve independently under the weights of network ``net[r]``.
+It must accept float32 and float64 and be differentiable in s and x.
+
+>>> gru = torch.nn.GRU(3, 16)                                    # doctest: +SKIP
+>>> F = ModuleMap(gru)                                           # one network: net is all 0
+>>> visited = F.states(trial_inputs)                             # [1, B*T, S]
+>>> fps = fixed_points.find(F, visited, config, inputs=[0., 0., 0.])
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from . import models
+
+
+class CellMap:
+    """Step map of every network of a trained shard (params [N, ...], not modified).
+
+    Rows whose ``net`` is the whole network axis in order use the stacked weights as they are
+    (the start phase); other rows (candidates of the polish) gather their network's weights.
+    """
+
+    def __init__(self, spec: models.CellSpec, params: dict):
+        self.spec = spec
+        self.params = {k: v.detach() for k, v in params.items()}
+        self._cast = {}
+
+    def __call__(self, s, x, net):
+        if s.dtype not in self._cast:
+            self._cast[s.dtype] = {k: v.to(s.dtype) for k, v in self.params.items()}
+        p = self._cast[s.dtype]
+        n = p["W"].shape[0]
+        if not (len(net) == n and torch.equal(net, torch.arange(n))):
+            p = {k: v.index_select(0, net) for k, v in p.items()}
+        if x.shape[-1] == 0:  # searched without an input: the cell sees zeros
+            x = s.new_zeros(*s.shape[:2], self.spec.n_in)
+        return models.step(self.spec, p, s, x.to(s.dtype))
+
+
+def cell_map(spec: models.CellSpec, params: dict, x_star):
+    """``s -> F(s, x*)`` for every network of a shard, s [N, B, S] -> [N, B, S].
+
+    ``x_star`` : [N or 1, I] or [I] constant input (used to iterate orbits, lib.topology).
+    """
+    x = torch.as_tensor(np.asarray(x_star, dtype=np.float64))
+    x = x.reshape(1, 1, -1) if x.dim() == 1 else x.reshape(x.shape[0], 1, -1)
+    F = CellMap(spec, params)
+    n = params["W"].shape[0]
+    net = torch.arange(n)
+
+    def step(s):
+        return F(s, x.to(s.dtype).expand(n, s.shape[1], x.shape[-1]), net)
+
+    return step
+
+
+def visited_states(spec: models.CellSpec, params: dict, inputs) -> torch.Tensor:
+    """States [N, B*T, S] visited by every network of a shard on the trials ``inputs`` [B, T, I]."""
+    x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))[None]
+    p = {k: v.detach() for k, v in params.items()}
+    with torch.no_grad():
+        states = models.unroll(spec, p, x)
+    return states.reshape(states.shape[0], -1, states.shape[-1])
+
+
+class ModuleMap:
+    """Step map of a user's ``torch.nn.RNN``, ``torch.nn.GRU`` or ``torch.nn.LSTM`` (one network).
+
+    The state of an L-layer module is its hidden states stacked layer by layer, [L H]; for the
+    LSTM it is [h (L H), c (L H)]. The module is copied per dtype, never modified.
+    Unidirectional modules without ``proj_size`` only.
+    """
+
+    def __init__(self, module: torch.nn.RNNBase):
+        if not isinstance(module, (torch.nn.RNN, torch.nn.GRU, torch.nn.LSTM)):
+            raise TypeError(f"expected torch.nn.RNN, GRU or LSTM, got {type(module).__name__}")
+        if module.bidirectional or getattr(module, "proj_size", 0):
+            raise ValueError("bidirectional modules and proj_size have no one-step map")
+        self.module = module
+        self.lstm = isinstance(module, torch.nn.LSTM)
+        self.L, self.H = module.num_layers, module.hidden_size
+        self._cast = {}
+
+    @property
+    def state_dim(self) -> int:
+        return self.L * self.H * (2 if self.lstm else 1)
+
+    def _copy(self, dtype):
+        if dtype not in self._cast:
+            m = copy.deepcopy(self.module).to(dtype).eval()
+            m.requires_grad_(False)
+            self._cast[dtype] = m
+        return self._cast[dtype]
+
+    def _run(self, m, s, x):
+        """One step of module m from s [P, S] under x [P, I] -> [P, S]."""
+        P, LH = len(s), self.L * self.H
+        h = s[:, :LH].reshape(P, self.L, self.H).transpose(0, 1).contiguous()
+        inp = x[:, None] if m.batch_first else x[None]
+        if self.lstm:
+            c = s[:, LH:].reshape(P, self.L, self.H).transpose(0, 1).contiguous()
+            _, (h1, c1) = m(inp, (h, c))
+            return torch.cat([h1.transpose(0, 1).reshape(P, LH), c1.transpose(0, 1).reshape(P, LH)], -1)
+        _, h1 = m(inp, h)
+        return h1.transpose(0, 1).reshape(P, LH)
+
+    def __call__(self, s, x, net):
+        R, B, S = s.shape
+        out = self._run(self._copy(s.dtype), s.reshape(R * B, S), x.to(s.dtype).reshape(R * B, -1))
+        return out.reshape(R, B, S)
+
+    def states(self, inputs, s0=None) -> torch.Tensor:
+        """States [1, B*T, S] visited on input trials [B, T, I] from s0 [B, S] (default zeros)."""
+        x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+        m = self._copy(torch.float32)
+        s = torch.zeros(x.shape[0], self.state_dim) if s0 is None else torch.as_tensor(s0).float()
+        out = []
+        with torch.no_grad():
+            for t in range(x.shape[1]):
+                s = self._run(m, s, x[:, t])
+                out.append(s)
+        return torch.stack(out, 1).reshape(1, -1, self.state_dim)
+
+
+class StepFunctionMap:
+    """Step map of any batched one-network step function ``fn(state [P, S], input [P, I]) -> [P, S]``."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, s, x, net):
+        R, B, S = s.shape
+        return self.fn(s.reshape(R * B, S), x.to(s.dtype).reshape(R * B, -1)).reshape(R, B, S)

@@ -1,0 +1,127 @@
+"""How many fixed points a search finds: networks with known points, an exhaustive reference
+search and recall against either.
+
+*Known points.* A vanilla tanh network whose k "bit" units excite themselves with weight
+w > 1 (each alone has the fixed points -a, 0, +a with a = tanh(w a)) and whose other units form
+a contracting random block with zero bias (optionally driven by the bits, ``coupling`` > 0:
+feed-forward, so the block still has one fixed point per pattern of bits): exactly 3^k fixed
+points, and the number of
+unstable modes of a point is the number of its bits at 0. The units are then permuted at
+random, so that nothing is axis-aligned in the order the search sees them (a permutation keeps
+every point exact).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from itertools import product
+
+import numpy as np
+import torch
+
+from . import models
+from .fixed_points import FixedPointConfig, FixedPoints, find, union
+
+
+def known_network(n: int = 64, k: int = 3, w: float = 2.0, seed: int = 0, rho: float = 0.5,
+                  coupling: float = 0.0):
+    """A vanilla tanh network with exactly 3^k known fixed points.
+
+    Parameters
+    ----------
+    n : units; k : bistable units; w : their self-weight (> 1); rho : spectral norm of the
+    contracting block; coupling : scale of the bits' drive into the block (0: none; with a
+    drive, q-descent from random starts in the box drags the bits towards 0); seed : weights and
+    permutation.
+
+    Returns
+    -------
+    spec, params ([1, ...], input weights zero), points [3^k, n] float64 and n_unstable [3^k].
+    """
+    rng = np.random.default_rng(seed)
+    a = 1.0
+    for _ in range(200):  # a = tanh(w a), the positive root, by fixed-point iteration
+        a = np.tanh(w * a)
+    m = n - k
+    Bm = rng.normal(size=(m, m))
+    Bm *= rho / np.linalg.norm(Bm, 2)
+    C = coupling * rng.normal(size=(m, k)) / np.sqrt(k)
+    # the cell stores float32 weights: compute the points for exactly those weights
+    Bm, C = Bm.astype(np.float32).astype(np.float64), C.astype(np.float32).astype(np.float64)
+    W = np.zeros((n, n))  # acting as s' = tanh(W s): row i is unit i's input weights
+    W[:k, :k] = w * np.eye(k)
+    W[k:, k:], W[k:, :k] = Bm, C
+    bits = np.array(list(product((-a, 0.0, a), repeat=k)))  # [3^k, k]
+    z = np.zeros((len(bits), m))
+    for _ in range(2000):  # the block's unique fixed point for each bit pattern (contraction)
+        z = np.tanh(z @ Bm.T + bits @ C.T)
+    pts = np.concatenate([bits, z], 1)
+    perm = rng.permutation(n)
+    P = np.eye(n)[perm]  # s_new = P s
+    Wp, pts = P @ W @ P.T, pts @ P.T
+    spec = models.CellSpec("vanilla", "tanh", n_in=1, n_hidden=n, n_out=1)
+    params = models.init_params(spec, [seed])
+    params["W"] = torch.as_tensor(Wp.T, dtype=torch.float32)[None]  # models use s @ W
+    params["U"] = torch.zeros_like(params["U"])
+    params["b"] = torch.zeros_like(params["b"])
+    return spec, params, pts, (bits == 0).sum(1)
+
+
+def recall(found: FixedPoints, ref_points, ref_net, tol: float = 1e-3, mask=None):
+    """Fraction of reference points that ``found`` recovers, per network.
+
+    Parameters
+    ----------
+    found : the search's result (``mask`` [M]: which of its points count, default all).
+    ref_points : [R, S] reference points; ref_net : [R] their network.
+    tol : a reference point is recovered when a found point of its network lies within tol.
+
+    Returns
+    -------
+    recall : [N] per network (nan where the reference has no point), hit : [R] bool, and
+    extra : [M] bool, found points with no reference point within tol (spurious or new).
+    """
+    ref_points, ref_net = np.asarray(ref_points), np.asarray(ref_net)
+    keep = np.ones(len(found), bool) if mask is None else np.asarray(mask)
+    pts, net = found.points[keep], found.net[keep]
+    hit = np.zeros(len(ref_points), bool)
+    extra = np.zeros(len(found), bool)
+    n_nets = max(found.n_nets, int(ref_net.max(initial=-1)) + 1)
+    out = np.full(n_nets, np.nan)
+    for i in range(n_nets):
+        r, f = np.flatnonzero(ref_net == i), np.flatnonzero(net == i)
+        d = torch.cdist(torch.as_tensor(ref_points[r], dtype=torch.float64),
+                        torch.as_tensor(pts[f], dtype=torch.float64)).numpy()
+        hit[r] = (d < tol).any(1) if len(f) else False
+        extra[np.flatnonzero(keep)[f]] = ~(d < tol).any(0) if len(r) else True
+        if len(r):
+            out[i] = hit[r].mean()
+    return out, hit, extra
+
+
+def reference_config(config: FixedPointConfig = FixedPointConfig()) -> FixedPointConfig:
+    """A deliberately exhaustive version of ``config``: 4x the starts, 5x the Adam budget,
+    twice the polish, up to three midpoint rounds."""
+    return replace(config, n_init=4 * config.n_init, adam_iters=5 * config.adam_iters,
+                   newton_iters=2 * config.newton_iters, tol_adam=min(config.tol_adam, 1e-10),
+                   midpoint_rounds=3, max_midpoints=4 * config.max_midpoints)
+
+
+def exhaustive(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None,
+               noises=(0.25, 0.5, 1.0, 2.0)) -> FixedPoints:
+    """Reference search: the union of :func:`reference_config` searches from the visited
+    states at several noise scales and from the box around the visited states (widened by a
+    quarter of its size on every side), each with its midpoint rounds.
+
+    visited : [N, V, S]; inputs : one input per network ([I] or [N, I]) or None.
+    """
+    cfg = reference_config(config)
+    ref = torch.as_tensor(np.asarray(visited), dtype=torch.float64)
+    out = None
+    for j, noise in enumerate(noises):
+        res = find(F, ref, replace(cfg, init_noise=noise, seed=cfg.seed + j), inputs=inputs)
+        out = res if out is None else union(out, res, cfg.tol_unique)
+    g = torch.Generator().manual_seed(cfg.seed + 100)
+    lo, hi = ref.amin(1, keepdim=True), ref.amax(1, keepdim=True)
+    u = torch.rand(ref.shape[0], cfg.n_init, ref.shape[2], generator=g, dtype=ref.dtype)
+    box = lo - 0.25 * (hi - lo) + 1.5 * (hi - lo) * u
+    return union(out, find(F, ref, cfg, inputs=inputs, starts=box), cfg.tol_unique)
