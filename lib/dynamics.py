@@ -10,10 +10,32 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dataclasses import replace
+
 from . import fixed_points as fp
-from . import models
+from . import integration, models
 from .geometry import PCA
 from .population import Group, groups  # noqa: F401  (groups is part of this module's API)
+
+
+def search_configs(n_init: int = 128, tol_fixed: float = 1e-12, tol_slow: float = 1e-8,
+                   cdi_tol_slow: float = 1e-5, adam_iters: int | None = None) -> dict:
+    """The book's fixed-point searches, the same in every chapter: ``{task: FixedPointConfig}``.
+
+    Flip-flop: the search's defaults (trajectory starts with noise at half the visited spread,
+    adaptive Adam, a midpoint round, float64 polish). Sine wave: the same with 16 starts per
+    (network, command) from the trajectory and 16 from its centre, since one point per command
+    is expected and there are many commands. Integration: slow points
+    along the line attractors, so no polish (it would slide them to the line's few exact fixed
+    points), no midpoint round between slow points of one line, and merging only of points
+    closer than ``tol_unique`` so that the line stays densely covered.
+    """
+    base = fp.FixedPointConfig(n_init=n_init, tol_fixed=tol_fixed, tol_slow=tol_slow)
+    if adam_iters is not None:
+        base = replace(base, adam_iters=adam_iters)
+    cdi_cfg = replace(base, newton_iters=0, midpoint_rounds=0, tol_adam=cdi_tol_slow / 10,
+                      tol_slow=cdi_tol_slow, tol_merge=base.tol_unique)
+    return {"flipflop": base, "sine": replace(base, n_init=min(n_init, 16)), "cdi": cdi_cfg}
 
 
 def readout_points(spec: models.CellSpec, params: dict, fps: fp.FixedPoints) -> np.ndarray:
@@ -60,18 +82,19 @@ def code_retention(group: Group, task, n_hold: int = 500, n_trials: int = 64) ->
     return (torch.sign(y0) == torch.sign(y1)).all(-1).double().mean(1).numpy()
 
 
-def flipflop_table(group: Group, fps: fp.FixedPoints, codes: np.ndarray, tol_q: float = 1e-12):
+def flipflop_table(group: Group, fps: fp.FixedPoints, codes: np.ndarray):
     """One row per network: points by number of unstable modes, stable codes held, canonical.
 
     A stable point *holds* code c in {-1, +1}^O when its readout is within 0.5 of c in every
     output. The network is *canonical* when it has exactly 2^O stable fixed points holding all
-    2^O codes. ``n_slow`` counts kept points with q > tol_q (slow points, not fixed points).
+    2^O codes. ``n_slow`` counts kept points that are slow points (q above the search's
+    ``tol_fixed``), not fixed points.
     """
     rows = []
     n_out = codes.shape[1]
     for k, net in enumerate(group.nets):
         m = fps.net == k
-        fixed = m & (fps.q <= tol_q)
+        fixed = m & ~fps.slow
         stable = fixed & (fps.n_unstable == 0)
         held = np.abs(codes[stable] - np.sign(codes[stable])).max(1, initial=0) < 0.5
         n_codes = len({tuple(c) for c in np.sign(codes[stable][held])})
@@ -180,53 +203,53 @@ def _winding(spec, params, x, s0, centres, n_steps):
 # ------------------------------------------------------------------------------ integration
 
 
-def input_jacobians(spec: models.CellSpec, params: dict, s: torch.Tensor, x) -> torch.Tensor:
-    """dF/dx at points s [n, B, S] under inputs x [n, I] -> [n, B, S, I] (float64)."""
-    n, B, S = s.shape
-    p = {k: v.detach().double() for k, v in params.items()}
-    rep = s.detach().double()[:, :, None].expand(n, B, S, S).reshape(n, B * S, S)
-    xr = torch.as_tensor(np.asarray(x), dtype=torch.float64)[:, None].expand(n, B * S, -1).clone()
-    xr.requires_grad_(True)
-    y = models.step(spec, p, rep, xr).reshape(n, B, S, S)
-    (g,) = torch.autograd.grad(torch.diagonal(y, dim1=-2, dim2=-1).sum(), xr)
-    return g.reshape(n, B, S, -1)
-
-
 def cdi(group: Group, task, config: fp.FixedPointConfig, n_trials: int = 32, n_modes: int = 10):
-    """Slow points per context, the integrating mode, spectra and the mode-ablation curve.
+    """Slow points per context, their coverage of the line, the integrating mode, the ablation.
 
-    For context c the input is the context cue alone (streams zero). Per network and context
-    the *representative* slow point is the one nearest the centroid of that context's visited
-    states; its eigenvalue nearest 1 is the integrating mode.
+    For context c the input is the context cue alone (streams zero). The search starts from the
+    states visited on the probe trials of *both* contexts, so that it is seeded along the whole
+    range the trajectories trace. Per network and context the *representative* slow point is the
+    one nearest the centroid of that context's visited states; its eigenvalue nearest 1 is the
+    integrating mode.
 
     Returns
     -------
-    table : DataFrame, one row per network x context: ``n_slow``, ``line_var`` (fraction of the
-        slow points' variance on their first principal axis), ``lam_int`` (integrating
-        eigenvalue), ``align_sel`` / ``align_other`` (|cos| between its left eigenvector and
-        the drive of the selected / ignored stream).
+    table : DataFrame, one row per network x context: ``n_slow``, ``coverage`` (fraction of the
+        range the context's trajectories trace along the readout that lies near a slow point,
+        :func:`lib.integration.line_coverage`), ``line_var`` (fraction of the slow points'
+        variance on their first principal axis), ``lam_int`` (integrating eigenvalue),
+        ``align_sel`` / ``align_other`` (|cos| between its left eigenvector and the drive of the
+        selected / ignored stream).
     spectra : [n, 2, n_modes] moduli of the leading eigenvalues at the representative points.
-    ablation : [n, 2, S] linear output after ``task.n_time`` steps to a unit pulse on the
-        selected stream, keeping the k leading modes (k = 1..S), divided by the full response.
-    found : {context: (FixedPoints, visited [n, V, S])} for figures.
+    ablation : [n, 2, n_modes] response to a sustained unit input on the selected stream over
+        ``task.n_time`` steps rebuilt from the top m modes (m = 1..n_modes), as a fraction of the
+        full linear response, averaged over all slow points of the line
+        (:func:`lib.integration.line_ablation`).
+    found : {context: (FixedPoints, visited [n, V, S] of that context)} for figures.
     """
     trials = task.probe(n_trials)
     n, S = len(group.nets), group.spec.state_dim
-    rows, spectra, ablation, found = [], np.full((n, 2, n_modes), np.nan), np.full((n, 2, S), np.nan), {}
+    vis_all = fp.visited_states(group.spec, group.params, trials.inputs)  # both contexts
+    rows, found = [], {}
+    spectra, ablation = np.full((n, 2, n_modes), np.nan), np.full((n, 2, n_modes), np.nan)
     for c in (0, 1):
         x = np.r_[0.0, 0.0, np.eye(2)[c]]
         vis = fp.visited_states(group.spec, group.params, trials.inputs[trials.info["context"] == c])
-        fps = fp.find_fixed_points(group.spec, group.params, x, vis, config)
+        fps = fp.find_fixed_points(group.spec, group.params, x, vis_all, config)
         found[c] = (fps, vis.numpy())
+        traj_y = models.readout(group.spec, group.params, vis)[..., 0].numpy()  # [n, V]
+        slow_y = readout_points(group.spec, group.params, fps)[:, 0]
         for k in range(n):
             m = np.flatnonzero(fps.net == k)
             row = dict(arch=group.spec.arch, activation=group.spec.activation, label=group.label,
-                       net=k, context=c, n_slow=len(m))
+                       net=k, context=c, n_slow=len(m),
+                       coverage=integration.line_coverage(traj_y[k], slow_y[m]))
             if len(m):
                 rep = m[np.argmin(np.linalg.norm(fps.points[m] - vis[k].mean(0).numpy(), axis=1))]
-                row.update(_integrator(group, fps, rep, x, c, task.n_time, ablation[k, c]))
+                row.update(_integrator(fps, rep, c), line_var=_line_fraction(fps.points[m]))
                 spectra[k, c, :min(n_modes, S)] = np.abs(fps.eigvals[rep, :n_modes])
-                row["line_var"] = _line_fraction(fps.points[m])
+                ablation[k, c, :min(n_modes, S)] = _line_ablation(group, fps, m, c, task.n_time,
+                                                                  n_modes)
             rows.append(row)
     return pd.DataFrame(rows), spectra, ablation, found
 
@@ -239,20 +262,22 @@ def _line_fraction(points: np.ndarray) -> float:
     return float(sv[0] ** 2 / (sv ** 2).sum())
 
 
-def _integrator(group, fps, m, x, context, n_time, ablation_out):
-    """Integrating mode of point m and the ablation curve (written into ablation_out [S])."""
-    k = fps.net[m]
-    s = torch.as_tensor(fps.points[m])[None, None]
-    one = models.select(group.params, [k])
-    Bx = input_jacobians(group.spec, one, s, x[None])[0, 0].numpy()  # [S, I]
-    lam, R, L = fps.eigvals[m], fps.right[m], fps.left[m]
+def _integrator(fps, m: int, context: int) -> dict:
+    """Integrating mode of point m: eigenvalue nearest 1, its left eigenvector's alignment."""
+    lam, L, Bx = fps.eigvals[m], fps.left[m], fps.input_jacobians[m]  # Bx [S, I]
     j = int(np.argmin(np.abs(lam - 1)))
-    w = group.params["W_out"][k, :, 0].double().numpy()
-    per_mode = lam ** n_time * (w @ R[:group.spec.n_hidden]) * (L @ Bx[:, context])  # [S]
-    curve = np.cumsum(per_mode).real
-    ablation_out[:] = curve / curve[-1]
     return dict(lam_int=lam[j].real, lam_int_imag=abs(lam[j].imag), q=fps.q[m],
                 align_sel=_cos(L[j], Bx[:, context]), align_other=_cos(L[j], Bx[:, 1 - context]))
+
+
+def _line_ablation(group, fps, m: np.ndarray, context: int, n_time: int, n_modes: int):
+    """Mode ablation [n_modes] averaged over the slow points m [P] of one network's line."""
+    k = fps.net[m[0]]
+    w = np.zeros(group.spec.state_dim)  # the readout sees h only (LSTM state: [h, c])
+    w[:group.spec.n_hidden] = group.params["W_out"][k, :, 0].double().numpy()
+    b = fps.input_jacobians[m][:, :, context]  # [P, S] drive of the selected stream
+    return integration.line_ablation(fps.eigvals[m], fps.right[m], fps.left[m], b, w, n_time,
+                                     n_modes)
 
 
 def _cos(a, b) -> float:

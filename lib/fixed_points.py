@@ -260,7 +260,9 @@ def union(a: FixedPoints, b: FixedPoints, tol: float) -> FixedPoints:
     sp = out.start_point.copy()
     tail = sp[len(a.start_point):]
     bp = b.start_point
-    tail[(bp >= 0) & known[np.maximum(bp, 0)]] = nearest[bp[(bp >= 0) & known[np.maximum(bp, 0)]]]
+    hit = bp >= 0
+    hit[hit] = known[bp[hit]]  # (b may have no point at all)
+    tail[hit] = nearest[bp[hit]]
     sp[len(a.start_point):] = tail
     return replace(out, start_point=sp)
 

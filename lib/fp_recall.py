@@ -16,10 +16,12 @@ from dataclasses import replace
 from itertools import product
 
 import numpy as np
+import pandas as pd
 import torch
 
 from . import models
-from .fixed_points import FixedPointConfig, FixedPoints, find, union
+from .fixed_points import CellMap, FixedPointConfig, FixedPoints, find, union
+from .population import groups
 
 
 def known_network(n: int = 64, k: int = 3, w: float = 2.0, seed: int = 0, rho: float = 0.5,
@@ -125,3 +127,35 @@ def exhaustive(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs
     u = torch.rand(ref.shape[0], cfg.n_init, ref.shape[2], generator=g, dtype=ref.dtype)
     box = lo - 0.25 * (hi - lo) + 1.5 * (hi - lo) * u
     return union(out, find(F, ref, cfg, inputs=inputs, starts=box), cfg.tol_unique)
+
+
+def population_recall(nets, x_star, visited_of, config: FixedPointConfig, per_cell: int = 1):
+    """Recall of ``config``'s search against :func:`exhaustive`, on a sample of a population.
+
+    Parameters
+    ----------
+    nets : included networks (``lib.population.Network``); the first ``per_cell`` of each
+        architecture x activation are searched
+    x_star : [I] the constant input of the search
+    visited_of : function Group -> visited states [n, V, S] of the group's networks
+    config : the search whose recall is measured
+    per_cell : networks per architecture x activation
+
+    Returns
+    -------
+    DataFrame, one row per network searched: label, ``reference`` (points of the exhaustive
+    search), ``found`` (points of ``config``'s), ``recall`` and ``extra`` (found points the
+    reference lacks).
+    """
+    picked = [n for g in groups(nets) for n in g.nets[:per_cell]]
+    rows = []
+    for g in groups(picked):
+        F, vis = CellMap(g.spec, g.params), visited_of(g)
+        mine = find(F, vis, config, inputs=np.asarray(x_star, float))
+        ref = exhaustive(F, vis, config, inputs=np.asarray(x_star, float))
+        rec, _, extra = recall(mine, ref.points, ref.net, config.tol_unique)
+        for k in range(len(g.nets)):
+            rows.append(dict(label=g.label, reference=int((ref.net == k).sum()),
+                             found=int((mine.net == k).sum()), recall=float(rec[k]),
+                             extra=int(extra[mine.net == k].sum())))
+    return pd.DataFrame(rows)

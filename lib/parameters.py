@@ -17,7 +17,7 @@ from functools import cached_property
 from . import scale
 from .checks import (MAX_SEED, Choice, Int, ListOf, Maybe, Real, check_order, gather)
 from .config import MAX_HIDDEN, PROFILES, population_config
-from .fixed_points import FixedPointConfig
+from .dynamics import search_configs
 from .tasks import TASKS, make_task
 from .topology import OrbitConfig
 
@@ -160,19 +160,21 @@ class FixedPoints(Chapter):
     tol_keep: float
     sine_freq_stride: int
     cdi_tol_keep: float
+    recall_per_cell: int
 
     def rules(self):
         return dict(n_init=Int(1, MAX_N_INIT), tol_fixed=Q_TOL, tol_keep=Q_TOL,
                     sine_freq_stride=Int(1, self.n_freqs, "command frequencies"),
-                    cdi_tol_keep=Q_TOL)
+                    cdi_tol_keep=Q_TOL, recall_per_cell=Int(1, 100, "networks per cell"))
 
     def relations(self):
         return [lambda: check_order("tol_fixed", self.tol_fixed, "tol_keep", self.tol_keep),
-                lambda: self.fp_config]
+                lambda: self.search]
 
     @property
-    def fp_config(self) -> FixedPointConfig:
-        return FixedPointConfig(n_init=self.n_init, tol_keep=self.tol_keep)
+    def search(self) -> dict:
+        """{task: FixedPointConfig}: the book's searches (:func:`lib.dynamics.search_configs`)."""
+        return search_configs(self.n_init, self.tol_fixed, self.tol_keep, self.cdi_tol_keep)
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,7 @@ class Universality(Chapter):
                     n_perm=Int(1, MAX_PERM), seed=SEED)
 
     def relations(self):
-        return [lambda: self.orbit]
+        return [lambda: self.orbit, lambda: self.search]
 
     @property
     def k(self) -> int:
@@ -212,11 +214,10 @@ class Universality(Chapter):
         return svcca_rules(self.k, self.variance_rules)
 
     @property
-    def iters(self) -> int:
-        """Adam iterations: ``adam_iters``, or 50 under smoke and 500 otherwise."""
-        if self.adam_iters is not None:
-            return self.adam_iters
-        return 50 if self.profile == "smoke" else 500
+    def search(self) -> dict:
+        """{task: FixedPointConfig}: the same searches as chapter 5 (``adam_iters`` None: the
+        search's default budget)."""
+        return search_configs(self.n_init, cdi_tol_slow=self.cdi_tol_keep, adam_iters=self.adam_iters)
 
     @property
     def orbit(self) -> OrbitConfig:

@@ -36,7 +36,7 @@ between networks are given in :func:`sine_distance` and :func:`cdi_distance`.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import product
 
 import networkx as nx
@@ -455,8 +455,7 @@ def flipflop_population(nets, task, fp_config, orbit: OrbitConfig = OrbitConfig(
     """
     graphs, tables = [], []
     for g in dynamics.groups(nets):
-        fps, _, _ = dynamics.flipflop(g, task, fp_config)
-        fps = between_stable_points(g.spec, g.params, fps, replace(fp_config, n_init=128))
+        fps, _, _ = dynamics.flipflop(g, task, fp_config)  # its midpoint round finds the saddles
         codes = dynamics.readout_points(g.spec, g.params, fps)
         graphs += flipflop_graphs(g.spec, g.params, fps, orbit)
         tables.append(dynamics.flipflop_table(g, fps, codes))

@@ -152,7 +152,7 @@ def test_list_parameters_accept_papermill_text_and_none_means_derived():
     assert p.variance_rules == (0.9,) and p.k == 4  # svcca_k=None: min(10, 8 // 2) under smoke
     assert p.svcca_rules == {"k = 4": 4, "90% of variance": 0.9}
     u = chapter.Universality(**_defaults("06_universality"))
-    assert u.iters == 50 and u.orbit.n_steps == 500
+    assert u.search["flipflop"].adam_iters == 200 and u.orbit.n_steps == 500  # the search's default
 
 
 PAPERMILL_BAD = [  # a handful through papermill; the rest are checked directly above

@@ -296,3 +296,15 @@ def test_config_rejects_bad_values_and_keeps_the_old_name():
     with pytest.raises(ValueError):
         fp.FixedPointConfig(n_init=0)
     assert fp.FixedPointConfig(tol_keep=1e-5).tol_slow == 1e-5
+
+
+def test_union_with_a_search_that_found_nothing():
+    """A search with no point (F(s) = s + 1 has none) leaves the union's points unchanged."""
+    cfg = fp.FixedPointConfig(n_init=4, midpoint_rounds=0)
+    vis = torch.randn(1, 8, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    a = fp.find(lambda s, x, net: 0.5 * s, vis, cfg)
+    empty = fp.find(lambda s, x, net: s + 1.0, vis, cfg)
+    assert len(a) == 1 and len(empty) == 0
+    out = fp.union(a, empty, 1e-3)
+    assert len(out) == 1 and np.allclose(out.points, 0)
+    assert (out.start_point[len(a.start_point):] == -1).all()
