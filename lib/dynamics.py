@@ -34,7 +34,8 @@ def search_configs(n_init: int = 128, tol_fixed: float = 1e-12, tol_slow: float 
     if adam_iters is not None:
         base = replace(base, adam_iters=adam_iters)
     cdi_cfg = replace(base, newton_iters=0, midpoint_rounds=0, tol_adam=cdi_tol_slow / 10,
-                      tol_slow=cdi_tol_slow, tol_merge=base.tol_unique)
+                      tol_slow=cdi_tol_slow, tol_merge=base.tol_unique,
+                      adam_iters=max(base.adam_iters, 1000))
     return {"flipflop": base, "sine": replace(base, n_init=min(n_init, 16)), "cdi": cdi_cfg}
 
 

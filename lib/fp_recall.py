@@ -129,6 +129,20 @@ def exhaustive(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs
     return union(out, find(F, ref, cfg, inputs=inputs, starts=box), cfg.tol_unique)
 
 
+ISOLATED = 1e-3  # an eigenvalue of J this close to 1: the point lies on a continuum (I - J singular)
+
+
+def isolated(fps: FixedPoints, tol: float = ISOLATED) -> np.ndarray:
+    """[M] bool: fixed (not slow) points whose Jacobian has no eigenvalue within tol of 1.
+
+    By the implicit function theorem such a point is isolated. Points with an eigenvalue at 1
+    lie on a continuum of (numerically) fixed points, e.g. where a GRU's update gate saturates
+    and F(h) = h holds along whole regions; a search cannot "find all" of those, so recall is
+    measured on isolated points only.
+    """
+    return ~fps.slow & (np.abs(fps.eigvals - 1).min(axis=1, initial=np.inf) > tol)
+
+
 def population_recall(nets, x_star, visited_of, config: FixedPointConfig, per_cell: int = 1):
     """Recall of ``config``'s search against :func:`exhaustive`, on a sample of a population.
 
@@ -143,19 +157,23 @@ def population_recall(nets, x_star, visited_of, config: FixedPointConfig, per_ce
 
     Returns
     -------
-    DataFrame, one row per network searched: label, ``reference`` (points of the exhaustive
-    search), ``found`` (points of ``config``'s), ``recall`` and ``extra`` (found points the
-    reference lacks).
+    DataFrame, one row per network searched: label, ``reference`` (isolated fixed points of
+    the exhaustive search, :func:`isolated`), ``continuum`` (its other fixed points, on a
+    continuum), ``found`` (isolated fixed points of ``config``'s search), ``recall`` (of the
+    reference's isolated points) and ``extra`` (isolated points found that the reference lacks).
     """
     picked = [n for g in groups(nets) for n in g.nets[:per_cell]]
     rows = []
     for g in groups(picked):
-        F, vis = CellMap(g.spec, g.params), visited_of(g)
-        mine = find(F, vis, config, inputs=np.asarray(x_star, float))
-        ref = exhaustive(F, vis, config, inputs=np.asarray(x_star, float))
-        rec, _, extra = recall(mine, ref.points, ref.net, config.tol_unique)
+        F, vis, x = CellMap(g.spec, g.params), visited_of(g), np.asarray(x_star, float)
+        mine, ref = find(F, vis, config, inputs=x), exhaustive(F, vis, config, inputs=x)
+        keep_ref, keep_mine = isolated(ref), isolated(mine)
+        rec, _, extra = recall(mine, ref.points[keep_ref], ref.net[keep_ref], config.tol_unique,
+                               mask=keep_mine)
         for k in range(len(g.nets)):
-            rows.append(dict(label=g.label, reference=int((ref.net == k).sum()),
-                             found=int((mine.net == k).sum()), recall=float(rec[k]),
-                             extra=int(extra[mine.net == k].sum())))
+            on = ref.net == k
+            rows.append(dict(label=g.label, reference=int((on & keep_ref).sum()),
+                             continuum=int((on & ~keep_ref & ~ref.slow).sum()),
+                             found=int(((mine.net == k) & keep_mine).sum()), recall=float(rec[k]),
+                             extra=int(extra[(mine.net == k) & keep_mine].sum())))
     return pd.DataFrame(rows)

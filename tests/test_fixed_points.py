@@ -308,3 +308,14 @@ def test_union_with_a_search_that_found_nothing():
     out = fp.union(a, empty, 1e-3)
     assert len(out) == 1 and np.allclose(out.points, 0)
     assert (out.start_point[len(a.start_point):] == -1).all()
+
+
+def test_points_on_a_continuum_are_not_isolated():
+    """F(s) = (s0, s1 / 2) fixes the whole line s1 = 0 (an eigenvalue 1): no point is isolated;
+    F(s) = s / 2 has one isolated fixed point."""
+    cfg = fp.FixedPointConfig(n_init=8, midpoint_rounds=0)
+    vis = torch.randn(1, 16, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    line = fp.find(lambda s, x, net: s * torch.tensor([1.0, 0.5], dtype=s.dtype), vis, cfg)
+    point = fp.find(lambda s, x, net: 0.5 * s, vis, cfg)
+    assert len(line) > 1 and not fp_recall.isolated(line).any()
+    assert len(point) == 1 and fp_recall.isolated(point).all()
