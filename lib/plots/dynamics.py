@@ -118,3 +118,18 @@ def mean_sem(ax, x, values_by_label, ylabel):
                     marker=ACT_MARKERS[label.split("-")[1]], ms=3, lw=1, capsize=2, label=label)
     ax.set_ylabel(ylabel)
     return ax
+
+
+def per_label_strip(ax, table, column: str, ylabel: str, seed: int = 0):
+    """One dot per row of ``table`` at its ``label`` (arch-activation), jittered; median bar."""
+    labels = list(dict.fromkeys(table["label"]))
+    rng = np.random.default_rng(seed)
+    for i, label in enumerate(labels):
+        v = table.loc[table["label"] == label, column].fillna(0).to_numpy(float)
+        arch, act = label.split("-")
+        ax.scatter(i + rng.uniform(-0.2, 0.2, len(v)), v, s=9, color=ARCH_COLORS[arch],
+                   marker=ACT_MARKERS[act], alpha=0.7, linewidths=0)
+        ax.plot([i - 0.3, i + 0.3], [np.median(v)] * 2, color="k", lw=1.2)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel(ylabel)
+    return ax
