@@ -13,7 +13,8 @@ import torch
 from . import parameters
 from .checks import check_choice
 from .config import PROFILES, population_config
-from .parameters import CCA, FixedPoints, Geometry, Tasks, Training, Universality  # noqa: F401
+from .parameters import (CCA, FixedPoints, FixedPointsHowto, Geometry, Tasks, Training,  # noqa: F401
+                         Universality)
 from .tasks import TASKS
 
 TASK_NAMES = tuple(TASKS)

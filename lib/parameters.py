@@ -178,6 +178,21 @@ class FixedPoints(Chapter):
 
 
 @dataclass(frozen=True)
+class FixedPointsHowto(Chapter):
+    """The how-to page: fixed points of a user's own torch.nn.GRU."""
+
+    n_steps: int | None
+
+    def rules(self):
+        return dict(n_steps=Maybe(Int(1, MAX_ITERS)))
+
+    @property
+    def steps(self) -> int:
+        """Training steps: ``n_steps``, or 150 under smoke and 600 otherwise."""
+        return self.n_steps if self.n_steps is not None else (150 if self.profile == "smoke" else 600)
+
+
+@dataclass(frozen=True)
 class Universality(Chapter):
     """Chapter 6."""
 

@@ -93,6 +93,7 @@ def test_the_parameter_class_takes_exactly_the_chapter_parameters(chapter):
 
 CLASSES = {"01_tasks": chapter.Tasks, "02_training": chapter.Training,
            "03_geometry": chapter.Geometry, "04_cca": chapter.CCA,
+           "fixed_points_howto": chapter.FixedPointsHowto,
            "05_fixed_points": chapter.FixedPoints, "06_universality": chapter.Universality}
 
 
