@@ -119,21 +119,12 @@ class Geometry(Chapter):
         return dict(n_lines=Int(1, most, "probe trials"))
 
 
-@dataclass(frozen=True)
-class CCA(Chapter):
-    """Chapter 4."""
+VARIANCE_RULES = ListOf(Real(0.0, 1.0, low_open=True, high_open=True,
+                             why="a fraction of the variance"), max_len=10)
 
-    svcca_k: int | None
-    k_max: int
-    variance_rules: tuple
-    n_perm: int
-    seed: int
 
-    def rules(self):
-        return dict(svcca_k=_svcca_k(self), k_max=Int(1, MAX_HIDDEN),
-                    variance_rules=ListOf(Real(0.0, 1.0, low_open=True, high_open=True,
-                                               why="a fraction of the variance"), max_len=10),
-                    n_perm=Int(1, MAX_PERM), seed=SEED)
+class _SVCCA:
+    """SVCCA settings shared by chapters 4 and 6 (``svcca_k``, ``variance_rules``)."""
 
     @property
     def k(self) -> int:
@@ -144,6 +135,21 @@ class CCA(Chapter):
     def svcca_rules(self) -> dict:
         """{name: k or variance fraction}: every SVCCA rule the claims are judged under."""
         return svcca_rules(self.k, self.variance_rules)
+
+
+@dataclass(frozen=True)
+class CCA(_SVCCA, Chapter):
+    """Chapter 4."""
+
+    svcca_k: int | None
+    k_max: int
+    variance_rules: tuple
+    n_perm: int
+    seed: int
+
+    def rules(self):
+        return dict(svcca_k=_svcca_k(self), k_max=Int(1, MAX_HIDDEN),
+                    variance_rules=VARIANCE_RULES, n_perm=Int(1, MAX_PERM), seed=SEED)
 
 
 def svcca_rules(k: int, variance_rules) -> dict:
@@ -193,7 +199,7 @@ class FixedPointsHowto(Chapter):
 
 
 @dataclass(frozen=True)
-class Universality(Chapter):
+class Universality(_SVCCA, Chapter):
     """Chapter 6."""
 
     svcca_k: int | None
@@ -209,7 +215,7 @@ class Universality(Chapter):
     seed: int
 
     def rules(self):
-        return dict(svcca_k=_svcca_k(self), variance_rules=CCA.rules(self)["variance_rules"],
+        return dict(svcca_k=_svcca_k(self), variance_rules=VARIANCE_RULES,
                     n_init=Int(1, MAX_N_INIT),
                     sine_freq_stride=Int(1, self.n_freqs, "command frequencies"),
                     cdi_tol_keep=Q_TOL, cdi_tol_grid=ListOf(Q_TOL, max_len=20),
@@ -219,14 +225,6 @@ class Universality(Chapter):
 
     def relations(self):
         return [lambda: self.orbit, lambda: self.search]
-
-    @property
-    def k(self) -> int:
-        return _default_k(self)
-
-    @property
-    def svcca_rules(self) -> dict:
-        return svcca_rules(self.k, self.variance_rules)
 
     @property
     def search(self) -> dict:
