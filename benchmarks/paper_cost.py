@@ -93,7 +93,7 @@ def main():
     print(f"  overall {f_all / (cpu_s * a.cores) / 1e9:.1f} GFLOP/s per core (FLOP-weighted); the "
           f"paper profile would need {cpu_s / 86400:.0f} days on {a.cores} cores (ideal scaling)")
 
-    print(f"\nGPU, estimated (no GPU measured): total FLOPs / assumed sustained rate")
+    print("\nGPU, estimated (no GPU measured): total FLOPs / assumed sustained rate")
     for tf in sorted({a.gpu_tflops / 2, a.gpu_tflops, a.gpu_tflops * 2}):
         print(f"  at {tf:5.1f} TFLOP/s: {f_all / (tf * 1e12) / 3600:5.2f} h"
               + ("   <- planning assumption" if tf == a.gpu_tflops else ""))

@@ -1,6 +1,5 @@
 """Frequency accuracy: exact slope and offset recovered, relative errors as constructed."""
 import numpy as np
-import pandas as pd
 import pytest
 
 from lib import frequency
