@@ -181,8 +181,9 @@ def main():
             q = np.concatenate([o[1] for o in out])
             nu = np.concatenate([o[2][o[1] <= TOL_FIXED] for o in out])
             counts = np.bincount(nu, minlength=4)[:4].tolist() if len(nu) else [0] * 4
+            qs = f"{np.median(q):.1e} / {q.max():.1e}" if len(q) else "no points"
             print(f"{label:14s} {n:20s} {len(out) / sec:8.3f} {rss / 1024:8.0f}  {str(counts):22s}"
-                  f"  {recall(out, ref):6.3f}  {np.median(q):.1e} / {q.max():.1e}", flush=True)
+                  f"  {recall(out, ref):6.3f}  {qs}", flush=True)
         fpf, ours = res["FPF-like baseline"][0], res["book (batched)"][0]
         line = f"{label:14s} speed-up vs baseline {fpf / ours:.1f}x"
         if "book (per network)" in res:

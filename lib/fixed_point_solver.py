@@ -172,13 +172,16 @@ def _leaders(s: torch.Tensor, tol: float) -> torch.Tensor:
     return out
 
 
-def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30):
+def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
+           absorb: "Absorb | None" = None):
     """Levenberg-Marquardt on F(s) - s = 0 for candidates s [P, S] (float64), one row each.
 
     Solves ``(A^T A + mu I) d = -A^T r`` with ``A = J - I``, ``r = F(s) - s``; a step is taken
     only where it lowers q (mu shrinks tenfold, else grows tenfold), so a point never ends
     worse than it started and a singular A (line attractor) stays stable. Only points with
-    ``q > q_done`` and an unsaturated mu are worked on.
+    ``q > q_done`` and an unsaturated mu are worked on. With ``absorb``, a point still on its
+    way stops as soon as it comes within ``absorb.tol`` of a settled point of its system (or
+    of a frozen row: a point already known), so the work follows the distinct points.
 
     Parameters
     ----------
@@ -186,15 +189,19 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30):
 
     Returns
     -------
-    s [P, S], q [P], iterations [P] (int).
+    s [P, S], q [P], iterations [P] (int) and into [P] (long): the row a point was absorbed
+    into (its s and q are that row's), -1 where it was not.
     """
     with torch.no_grad():
         q = q_of(F, s[:, None], x[:, None], net)[:, 0]
     mu = torch.full_like(q, mu0)
     its = torch.zeros(len(q), dtype=torch.long)
+    into = torch.full((len(q),), -1, dtype=torch.long)
+    if absorb is not None:
+        mu[absorb.frozen] = math.inf  # known points: references only
     eye = torch.eye(s.shape[-1], dtype=s.dtype)
     for _ in range(n_iter):
-        act = ((q > q_done) & (mu < 1e6)).nonzero()[:, 0]
+        act = ((q > q_done) & (mu < 1e6) & (into < 0)).nonzero()[:, 0]
         if len(act) == 0:
             break
         sa, xa, na = s[act], x[act], net[act]
@@ -203,7 +210,7 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30):
             r = F(sa[:, None], xa[:, None], na)[:, 0] - sa
             At = A.transpose(-1, -2)
             rhs = -(At @ r[..., None])
-            d = torch.linalg.solve(At @ A + mu[act, None, None] * eye, rhs)[..., 0]
+            d = _spd_solve(At @ A + mu[act, None, None] * eye, rhs)[..., 0]
             s_new = sa + d
             q_new = q_of(F, s_new[:, None], xa[:, None], na)[:, 0]
         better = q_new < q[act]  # NaN (overflow) compares False: the old point stays
@@ -211,7 +218,65 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30):
         q[act] = torch.where(better, q_new, q[act])
         mu[act] = torch.where(better, mu[act] / 10, mu[act] * 10).clamp(min=1e-14)
         its[act] += 1
-    return s, q, its
+        if absorb is not None:
+            absorb.step(s, q, into, act)
+    if absorb is not None:
+        into = absorb.resolve(into)
+        hit = into >= 0
+        s[hit], q[hit] = s[into[hit]], q[into[hit]]
+    return s, q, its, into
+
+
+class Absorb:
+    """How :func:`polish` merges candidates as they settle, so its work follows distinct points.
+
+    system : [P] system of every row; frozen : [P] bool, rows that are known points (never
+    iterated, they only absorb); tol : distance; q_settled : a row with q <= q_settled is
+    settled. After every iteration the settled rows (and the frozen ones) are merged by the
+    rule of :func:`merge` (frozen rows first, then by q), and a row still on its way that lies
+    within tol of a settled one stops: each absorbed row records the row it joined.
+    """
+
+    def __init__(self, system: torch.Tensor, frozen: torch.Tensor, tol: float, q_settled: float):
+        self.system, self.frozen, self.tol, self.q_settled = system, frozen, tol, q_settled
+
+    def step(self, s, q, into, act):
+        """Update into [P] (-1: free) after an iteration on the rows act [K]."""
+        settled = ((q <= self.q_settled) | self.frozen) & (into < 0)
+        order = torch.where(self.frozen, -math.inf, q)
+        rep = merge(s, order, settled, self.system, self.tol)
+        joined = settled & (rep != torch.arange(len(q))) & ~self.frozen
+        into[joined] = rep[joined]
+        moving = act[(into[act] < 0) & ~settled[act]]
+        anchors = (settled & ~joined).nonzero()[:, 0]
+        if len(moving) == 0 or len(anchors) == 0:
+            return
+        d = torch.cdist(s[moving], s[anchors])
+        d[self.system[moving][:, None] != self.system[anchors][None]] = math.inf
+        best, j = d.min(1)
+        hit = best < self.tol
+        into[moving[hit]] = anchors[j[hit]]
+
+    @staticmethod
+    def resolve(into: torch.Tensor) -> torch.Tensor:
+        """into [P] with every chain (a joined b, b later joined c) followed to its end."""
+        while True:
+            nxt = torch.where(into >= 0, into[into.clamp(min=0)], -1)
+            step = (into >= 0) & (nxt >= 0)
+            if not step.any():
+                return into
+            into = torch.where(step, nxt, into)
+
+
+def _spd_solve(M: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """M^-1 b for symmetric positive definite M [P, S, S], b [P, S, 1] (Cholesky; LU where
+    a factorisation fails numerically)."""
+    L, info = torch.linalg.cholesky_ex(M)
+    out = torch.cholesky_solve(b, L)
+    bad = info != 0
+    if bad.any():
+        out[bad] = torch.linalg.solve(M[bad], b[bad])
+    return out
 
 
 def jacobians(F, s: torch.Tensor, x: torch.Tensor, net: torch.Tensor, inputs: bool = False):
@@ -219,8 +284,13 @@ def jacobians(F, s: torch.Tensor, x: torch.Tensor, net: torch.Tensor, inputs: bo
 
     Each point is copied S times (row p holds its S copies, so one network per row), F runs
     once on all copies and one backward pass of ``sum_k F(copy_k)_k`` gives row k of J in copy
-    k's gradient: one forward and one backward pass over P x S points.
+    k's gradient: one forward and one backward pass over P x S points. A map with a
+    ``jacobians(s, x, net)`` method (closed form, e.g. :class:`lib.fp_adapters.CellMap`)
+    is asked instead.
     """
+    if hasattr(F, "jacobians"):
+        J, Jx = F.jacobians(s.detach(), x.detach().to(s.dtype), net, inputs)
+        return (J, Jx) if inputs else J
     P, S = s.shape
     rep = s.detach()[:, None, :].expand(P, S, S).clone().requires_grad_(True)
     xr = x.detach().to(s.dtype)[:, None, :].expand(P, S, x.shape[-1]).clone()

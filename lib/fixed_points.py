@@ -48,7 +48,9 @@ class FixedPointConfig:
     lr : initial Adam learning rate (each point's rate then adapts).
     adam_iters : Adam iteration budget per point.
     tol_adam : a point stops its Adam phase once q < tol_adam (float32 resolves ~1e-12).
-    tol_candidate : points with q above this after Adam are "not converged" (not polished).
+    tol_candidate : points with q above this after Adam are "not converged" (not polished);
+        the polish converges from q ~ 1e-2 (ReLU LSTMs need it: after 100-200 Adam steps
+        few of their starts are below 1e-3).
     newton_iters : Levenberg-Marquardt polish iterations (0 skips the polish, e.g. to keep
         slow points along an approximate line attractor instead of sliding to its ends).
     tol_fixed : a kept point with q <= tol_fixed is a fixed point, above it a slow point.
@@ -68,10 +70,10 @@ class FixedPointConfig:
     n_init: int = 128
     init_noise: float = 0.5
     lr: float = 0.01
-    adam_iters: int = 200
+    adam_iters: int = 100
     tol_adam: float = 1e-9
-    tol_candidate: float = 1e-4
-    newton_iters: int = 20
+    tol_candidate: float = 1e-2
+    newton_iters: int = 30
     tol_fixed: float = 1e-12
     tol_slow: float = 1e-8
     tol_keep: float | None = None
@@ -162,7 +164,7 @@ def find(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None,
         mids = midpoint_starts(res, N, config.max_midpoints, config.seed + r)
         if mids is None:
             break
-        new = search(F, ref, mids[0], mids[1], config)
+        new = search(F, ref, mids[0], mids[1], config, known=res)
         n_before = len(res)
         res = union(res, new, config.tol_unique)
         if len(res) == n_before:
@@ -170,25 +172,30 @@ def find(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None,
     return res
 
 
-def search(F, ref, s0, x, config: FixedPointConfig) -> FixedPoints:
+def search(F, ref, s0, x, config: FixedPointConfig, known: FixedPoints | None = None) -> FixedPoints:
     """One search from starts s0 [N, B, S] under inputs x [N, B, I] (no midpoint rounds).
 
-    ``ref`` [N, V, S] float64 visited states (outlier scale).
+    ``ref`` [N, V, S] float64 visited states (outlier scale); ``known``: points found before
+    (of the same networks); a candidate that the polish brings near one of them stops there,
+    and the points that repeat a known one are not decomposed (NaN eigen data; :func:`union`
+    drops them).
     """
     N, B, S = s0.shape
-    system = _systems(x)
     net = torch.arange(N)
     s, q, it = solver.adam(F, s0.float(), x.float(), net, iters=config.adam_iters,
                            lr=config.lr, tol_q=config.tol_adam)
     flat = lambda z: z.reshape(N * B, *z.shape[2:])  # noqa: E731
-    s, q, it, xs, sys = flat(s).double(), flat(q).double(), flat(it), flat(x), flat(system)
+    s, q, it, xs = flat(s).double(), flat(q).double(), flat(it), flat(x)
     nets = net.repeat_interleave(B)
+    kpts, kx, knet = _known(known, S, x.shape[-1])
+    sys = _system_ids(torch.cat([nets, knet]), torch.cat([xs, kx]))
+    sys, ksys = sys[:N * B], sys[N * B:]
     cand = torch.isfinite(q) & (q <= config.tol_candidate)
     rep = solver.merge(s, q, cand, sys, config.tol_merge)
     c = (rep == torch.arange(N * B)).nonzero()[:, 0]  # the candidates, one per merged group
     cs, cq, cits = s[c].clone(), q[c], torch.zeros(len(c), dtype=torch.long)
     if config.newton_iters:
-        cs, cq, cits = solver.polish(F, cs, xs[c], nets[c], config.newton_iters)
+        cs, cq, cits = _polish(F, cs, xs[c], nets[c], sys[c], (kpts, kx, knet, ksys), config)
     ok = torch.isfinite(cq) & (cq <= config.tol_slow)
     ok &= ~solver.outliers(cs, nets[c], ref, config.outlier_scale)
     rep2 = solver.merge(cs, cq, ok, sys[c], config.tol_unique)
@@ -208,8 +215,9 @@ def search(F, ref, s0, x, config: FixedPointConfig) -> FixedPoints:
                   start_point=point.numpy(), start_q=start_q.numpy(),
                   start_iters=(it + torch.where(cand_of >= 0, cits[cand_of.clamp(min=0)], 0)
                                if len(c) else it).numpy())
+    old = _near(cs[keep], sys[c][keep], kpts, ksys, config.tol_unique)  # union drops them
     return classify(cs[keep], nets[c][keep], cq[keep], J, Jx, xs[c][keep].double(), config,
-                    record, network_inputs=x[:, 0].double())
+                    record, network_inputs=x[:, 0].double(), decompose=~old)
 
 
 def midpoint_starts(fps: FixedPoints, n_nets: int, cap: int, seed: int = 0):
@@ -279,12 +287,43 @@ def _per_start(inputs, N: int, B: int) -> torch.Tensor:
     return x.expand(N, B, x.shape[-1]).contiguous()
 
 
-def _systems(x: torch.Tensor) -> torch.Tensor:
-    """System id [N, B] of every start: one per distinct (network, input) pair."""
-    N, B, I = x.shape
-    key = torch.cat([torch.arange(N, dtype=x.dtype)[:, None, None].expand(N, B, 1), x], -1)
-    _, inv = torch.unique(key.reshape(N * B, I + 1), dim=0, return_inverse=True)
-    return inv.reshape(N, B)
+def _polish(F, s, x, net, system, known, config: FixedPointConfig):
+    """Levenberg-Marquardt polish of candidates s [P, S] (x [P, I], net [P], system [P]),
+    the known points (points [A, S], x [A, I], net [A], system [A]) as absorbers.
+
+    Returns s [P, S], q [P], iterations [P].
+    """
+    kpts, kx, knet, ksys = known
+    P = len(s)
+    frozen = torch.cat([torch.zeros(P, dtype=torch.bool), torch.ones(len(kpts), dtype=torch.bool)])
+    absorb = solver.Absorb(torch.cat([system, ksys]), frozen, config.tol_merge, config.tol_slow)
+    s, q, its, _ = solver.polish(F, torch.cat([s, kpts]), torch.cat([x, kx]),
+                                 torch.cat([net, knet]), config.newton_iters, absorb=absorb)
+    return s[:P], q[:P], its[:P]
+
+
+def _near(pts, system, known, known_system, tol: float) -> torch.Tensor:
+    """[M] bool: points [M, S] within tol of a known point [A, S] of their system."""
+    if len(pts) == 0 or len(known) == 0:
+        return torch.zeros(len(pts), dtype=torch.bool)
+    d = torch.cdist(pts, known)
+    d[system[:, None] != known_system[None]] = torch.inf
+    return d.amin(1) < tol
+
+
+def _known(fps: FixedPoints | None, S: int, I: int):
+    """Points [A, S], inputs [A, I] and networks [A] of an earlier result (empty for None)."""
+    if fps is None:
+        return (torch.zeros(0, S, dtype=torch.float64), torch.zeros(0, I, dtype=torch.float64),
+                torch.zeros(0, dtype=torch.long))
+    return (torch.as_tensor(fps.points), torch.as_tensor(fps.x),
+            torch.as_tensor(fps.net, dtype=torch.long))
+
+
+def _system_ids(net: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """System id [P] of every point (net [P], x [P, I]): one per distinct (network, input)."""
+    key = torch.cat([net[:, None].to(x.dtype), x], -1)
+    return torch.unique(key, dim=0, return_inverse=True)[1]
 
 
 def initial_states(ref: torch.Tensor, config: FixedPointConfig) -> torch.Tensor:
@@ -312,7 +351,7 @@ def solve(F, s0, x, config: FixedPointConfig = FixedPointConfig()):
     net = torch.arange(N)
     s, q, _ = solver.adam(F, torch.as_tensor(s0).float(), x.float(), net,
                           iters=config.adam_iters, lr=config.lr, tol_q=config.tol_adam)
-    s, q, _ = solver.polish(F, s.double().reshape(N * B, S), x.double().reshape(N * B, -1),
+    s, q, *_ = solver.polish(F, s.double().reshape(N * B, S), x.double().reshape(N * B, -1),
                             net.repeat_interleave(B), config.newton_iters)
     return s.reshape(N, B, S), q.reshape(N, B)
 

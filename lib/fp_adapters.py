@@ -16,7 +16,7 @@ import copy
 import numpy as np
 import torch
 
-from . import models
+from . import cell_jacobians, models
 
 
 class CellMap:
@@ -31,16 +31,26 @@ class CellMap:
         self.params = {k: v.detach() for k, v in params.items()}
         self._cast = {}
 
-    def __call__(self, s, x, net):
-        if s.dtype not in self._cast:
-            self._cast[s.dtype] = {k: v.to(s.dtype) for k, v in self.params.items()}
-        p = self._cast[s.dtype]
+    def _params(self, dtype, net):
+        if dtype not in self._cast:
+            self._cast[dtype] = {k: v.to(dtype) for k, v in self.params.items()}
+        p = self._cast[dtype]
         n = p["W"].shape[0]
         if not (len(net) == n and torch.equal(net, torch.arange(n))):
             p = {k: v.index_select(0, net) for k, v in p.items()}
+        return p
+
+    def __call__(self, s, x, net):
         if x.shape[-1] == 0:  # searched without an input: the cell sees zeros
             x = s.new_zeros(*s.shape[:2], self.spec.n_in)
-        return models.step(self.spec, p, s, x.to(s.dtype))
+        return models.step(self.spec, self._params(s.dtype, net), s, x.to(s.dtype))
+
+    def jacobians(self, s, x, net, inputs: bool = True):
+        """Closed form ``dF/ds [P, S, S]`` and ``dF/dx [P, S, I]`` (None unless ``inputs``) at
+        s [P, S] under x [P, I] for networks net [P]."""
+        xin = s.new_zeros(len(s), self.spec.n_in) if x.shape[-1] == 0 else x.to(s.dtype)
+        J, Jx = cell_jacobians.jacobians(self.spec, self._params(s.dtype, net), s, xin, inputs)
+        return J, (Jx[..., :x.shape[-1]] if inputs else None)
 
 
 def cell_map(spec: models.CellSpec, params: dict, x_star):

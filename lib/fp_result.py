@@ -108,20 +108,35 @@ def _point_fields() -> tuple:
                  if f.name not in START_FIELDS and f.name != "inputs")
 
 
-def classify(pts, net, q, J, Jx, x, config, record: dict, network_inputs) -> FixedPoints:
+def classify(pts, net, q, J, Jx, x, config, record: dict, network_inputs,
+             decompose=None) -> FixedPoints:
     """Eigen-decomposition and stability of points pts [M, S] with Jacobians J [M, S, S].
 
     ``config`` supplies ``tol_fixed`` and ``tol_unstable``; ``record`` the start fields;
-    ``network_inputs`` [N, I].
+    ``network_inputs`` [N, I]; ``decompose`` [M] bool (default all): the points to decompose,
+    the others (e.g. duplicates of points already known) get NaN eigen data and
+    ``n_unstable`` -1.
     """
-    lam, R = torch.linalg.eig(J)
-    order = torch.argsort(lam.abs(), dim=-1, descending=True)
-    lam = torch.gather(lam, -1, order)
-    R = torch.gather(R, -1, order[:, None, :].expand_as(R))
-    L = torch.linalg.inv(R) if len(pts) else R
+    M, S = J.shape[:2]
+    todo = torch.ones(M, dtype=torch.bool) if decompose is None else torch.as_tensor(decompose)
+    lam = torch.full((M, S), complex("nan"), dtype=torch.complex128)
+    R, L = (torch.full((M, S, S), complex("nan"), dtype=torch.complex128) for _ in range(2))
+    if todo.any():
+        lam[todo], R[todo], L[todo] = _eig(J[todo])
+    n_unstable = torch.where(todo, (lam.abs() > 1 + config.tol_unstable).sum(-1), -1)
     return FixedPoints(
         points=pts.numpy(), net=net.numpy().astype(np.int64), x=x.numpy(), q=q.numpy(),
         slow=(q > config.tol_fixed).numpy(), jacobians=J.numpy(), input_jacobians=Jx.numpy(),
         eigvals=lam.numpy(), right=R.numpy(), left=L.numpy(),
-        n_unstable=(lam.abs() > 1 + config.tol_unstable).sum(-1).numpy().astype(np.int64),
+        n_unstable=n_unstable.numpy().astype(np.int64),
         inputs=np.asarray(network_inputs, np.float64), **record)
+
+
+def _eig(J: torch.Tensor):
+    """Eigenvalues [M, S] by decreasing modulus, right eigenvectors (columns) and left ones
+    (rows, the inverse) [M, S, S] of J [M, S, S] (float64)."""
+    lam, R = torch.linalg.eig(J)
+    order = torch.argsort(lam.abs(), dim=-1, descending=True)
+    lam = torch.gather(lam, -1, order)
+    R = torch.gather(R, -1, order[:, None, :].expand_as(R))
+    return lam, R, torch.linalg.inv(R)
