@@ -9,9 +9,12 @@ of ``q(s) = 1/2 |F(s, x*) - s|^2``. The search (:func:`find`):
    gradient clip, stopping once ``q < tol_adam`` (:func:`lib.fixed_point_solver.adam`);
 3. *merge*: converged points of the same network and input closer than ``tol_merge`` head for
    the same point: one representative each, so what follows costs per unique candidate;
-4. a Levenberg-Marquardt polish in float64 on the flat list of candidates (true fixed points
-   reach q ~ 1e-30), then outliers and points with ``q > tol_slow`` are dropped and the rest
-   deduplicated at ``tol_unique``;
+4. a Levenberg-Marquardt polish in float64 on the flat list of candidates with q up to
+   ``tol_candidate`` (true fixed points reach q ~ 1e-30; closed-form Jacobians where the map
+   has them); after every step the candidates that have settled (q <= ``tol_slow``) are merged
+   at ``tol_merge`` and those within ``tol_merge`` of a settled or already known point stop
+   (:class:`lib.fixed_point_solver.Absorb`); then outliers and points with ``q > tol_slow``
+   are dropped and the rest deduplicated at ``tol_unique``;
 5. Jacobians ``dF/ds`` and input Jacobians ``dF/dx`` of the unique points in one batched
    call, eigen-decomposition (right and left eigenvectors) and the number of unstable modes
    (discrete time: ``|lambda| > 1``).
@@ -57,7 +60,9 @@ class FixedPointConfig:
     tol_slow : points with q above this after the polish are discarded.
     tol_keep : former name of ``tol_slow``; when given it sets ``tol_slow``.
     tol_unique : two points of one network and input closer than this are the same point.
-    tol_merge : before the polish, converged points closer than this are merged.
+    tol_merge : before the polish, converged points closer than this are merged; during it,
+        settled candidates closer than this are merged and moving ones this close to a
+        settled or known point stop there.
     outlier_scale : a point farther from the centroid of its network's visited states than
         this many times their mean distance to it is an outlier.
     tol_unstable : a mode is unstable when ``|lambda| > 1 + tol_unstable``.

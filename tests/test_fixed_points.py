@@ -151,18 +151,31 @@ def test_input_jacobians_match_autograd():
         np.testing.assert_allclose(res.input_jacobians[m], ref.numpy(), atol=1e-10)
 
 
-def test_jacobians_match_autograd_reference():
-    spec = models.CellSpec("gru", "tanh", n_in=1, n_hidden=5, n_out=1)
+CELLS = [("vanilla", "tanh", False), ("vanilla", "relu", False), ("ugrnn", "tanh", False),
+         ("ugrnn", "relu", False), ("gru", "tanh", False), ("gru", "relu", False),
+         ("gru", "tanh", True), ("lstm", "tanh", False), ("lstm", "relu", False)]
+
+
+@pytest.mark.parametrize("arch,act,reset_after", CELLS)
+def test_closed_form_jacobians_match_autograd(arch, act, reset_after):
+    """CellMap's closed-form dF/ds and dF/dx equal autograd's, point by point."""
+    spec = models.CellSpec(arch, act, n_in=2, n_hidden=5, n_out=1, gru_reset_after=reset_after)
     params = models.init_params(spec, [3, 4])
+    g = torch.Generator().manual_seed(1)
+    params = {k: v + 0.3 * torch.randn(v.shape, generator=g) for k, v in params.items()}
     F = fp.CellMap(spec, params)
-    s = torch.randn(6, 5, dtype=torch.float64)
+    s = torch.randn(6, spec.state_dim, generator=g, dtype=torch.float64)
     net = torch.tensor([0, 1, 1, 0, 1, 0])
-    x = torch.full((6, 1), 0.3, dtype=torch.float64)
-    J = solver.jacobians(F, s, x, net)
+    x = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    J, Jx = solver.jacobians(F, s, x, net, inputs=True)
     for p in range(6):
-        def f(v, p=p):
-            return F(v[None, None], x[p:p + 1, None], net[p:p + 1])[0, 0]
-        torch.testing.assert_close(J[p], torch.autograd.functional.jacobian(f, s[p]))
+        def f(v, u, p=p):
+            return F(v[None, None], u[None, None], net[p:p + 1])[0, 0]
+        ref_s, ref_x = torch.autograd.functional.jacobian(f, (s[p], x[p]))
+        torch.testing.assert_close(J[p], ref_s)
+        torch.testing.assert_close(Jx[p], ref_x)
+    generic = solver.jacobians(lambda a, b, c: F(a, b, c), s, x, net)  # the autograd route
+    torch.testing.assert_close(J, generic)
 
 
 # ---------------------------------------------------------------------------------------------
