@@ -232,30 +232,38 @@ class Absorb:
 
     system : [P] system of every row; frozen : [P] bool, rows that are known points (never
     iterated, they only absorb); tol : distance; q_settled : a row with q <= q_settled is
-    settled. After every iteration the settled rows (and the frozen ones) are merged by the
-    rule of :func:`merge` (frozen rows first, then by q), and a row still on its way that lies
-    within tol of a settled one stops: each absorbed row records the row it joined.
+    settled. After every iteration a row that moved (settled or not) and lies within tol of
+    a kept point of its system (a frozen row or an earlier settled row that was kept) stops
+    there; the rows that settled in this iteration and stopped nowhere are merged by the rule
+    of :func:`merge` and their representatives kept. Each absorbed row records the row it
+    joined, so the cost per iteration is (rows that moved) x (kept points), never all pairs.
     """
 
     def __init__(self, system: torch.Tensor, frozen: torch.Tensor, tol: float, q_settled: float):
         self.system, self.frozen, self.tol, self.q_settled = system, frozen, tol, q_settled
+        self.kept = frozen.clone()
 
     def step(self, s, q, into, act):
         """Update into [P] (-1: free) after an iteration on the rows act [K]."""
-        settled = ((q <= self.q_settled) | self.frozen) & (into < 0)
-        order = torch.where(self.frozen, -math.inf, q)
-        rep = merge(s, order, settled, self.system, self.tol)
-        joined = settled & (rep != torch.arange(len(q))) & ~self.frozen
-        into[joined] = rep[joined]
-        moving = act[(into[act] < 0) & ~settled[act]]
-        anchors = (settled & ~joined).nonzero()[:, 0]
-        if len(moving) == 0 or len(anchors) == 0:
+        moved = act[(into[act] < 0) & ~self.kept[act]]
+        self._near_kept(s, into, moved)
+        new = moved[(into[moved] < 0) & (q[moved] <= self.q_settled)]
+        if len(new):
+            rep = new[merge(s[new], q[new], torch.ones(len(new), dtype=torch.bool),
+                            self.system[new], self.tol)]
+            into[new] = torch.where(rep == new, -1, rep)
+            self.kept[rep] = True
+
+    def _near_kept(self, s, into, rows):
+        """Rows [K] within tol of a kept point of their system join it."""
+        kept = self.kept.nonzero()[:, 0]
+        if len(rows) == 0 or len(kept) == 0:
             return
-        d = torch.cdist(s[moving], s[anchors])
-        d[self.system[moving][:, None] != self.system[anchors][None]] = math.inf
+        d = torch.cdist(s[rows], s[kept])
+        d[self.system[rows][:, None] != self.system[kept][None]] = math.inf
         best, j = d.min(1)
         hit = best < self.tol
-        into[moving[hit]] = anchors[j[hit]]
+        into[rows[hit]] = kept[j[hit]]
 
     @staticmethod
     def resolve(into: torch.Tensor) -> torch.Tensor:
