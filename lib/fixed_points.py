@@ -74,8 +74,8 @@ class FixedPointConfig:
 
     n_init: int = 128
     init_noise: float = 0.5
-    lr: float = 0.01
-    adam_iters: int = 100
+    lr: float = 0.05
+    adam_iters: int = 80
     tol_adam: float = 1e-9
     tol_candidate: float = 1e-2
     newton_iters: int = 30
