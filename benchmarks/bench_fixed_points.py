@@ -157,9 +157,17 @@ def recall(found, ref):
         r = rp[rq <= TOL_FIXED]
         f = p[q <= TOL_FIXED]
         if len(r):
-            d = np.linalg.norm(r[:, None] - f[None], axis=-1) if len(f) else np.full((len(r), 1), np.inf)
-            out.append((d.min(1) < 1e-3).mean())
+            out.append((_nearest(r, f) < 1e-3).mean())
     return float(np.mean(out)) if out else np.nan
+
+
+def _nearest(r, f, chunk=2048):
+    """Distance [R] from every point of r [R, S] to its nearest in f [F, S] (inf if F = 0)."""
+    if len(f) == 0:
+        return np.full(len(r), np.inf)
+    ft = torch.as_tensor(f)
+    return np.concatenate([torch.cdist(torch.as_tensor(r[i:i + chunk]), ft).amin(1).numpy()
+                           for i in range(0, len(r), chunk)])
 
 
 def main():
