@@ -143,7 +143,8 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
                       fp.initial_states(ref, config)], dim=1)
     fps = fp.find_fixed_points(group.spec, rep, x, vis, config, init=init)
     best = _central_points(fps, vis.numpy(), n * J)
-    centres = np.where(best[:, None] >= 0, fps.points[np.maximum(best, 0)], np.nan)
+    centres = np.full((n * J, S), np.nan)  # pairs without a point (possibly all) stay NaN
+    centres[best >= 0] = fps.points[best[best >= 0]]
     cycle = _winding(group.spec, rep, x, vis[:, -1], centres, n_cycle_steps or 2 * T)
     rows = []
     for k in range(n * J):

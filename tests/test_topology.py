@@ -183,3 +183,19 @@ def test_search_between_stable_points_finds_the_saddles_trials_miss():
                                FixedPointConfig(n_init=64, init_noise=0.01))
     assert sorted(rounds.n_unstable) == [0] * 4 + [1] * 4 + [2]
     assert topo.matches_canonical(topo.flipflop_graphs(spec, p, more)[0], n_bits=2)
+
+
+def test_sine_analysis_survives_a_search_that_finds_no_point(monkeypatch):
+    """A cell where no (network, command) pair has a point: NaN rows, no error."""
+    from dataclasses import fields
+    from lib import dynamics, fp_result
+    from lib.population import Group
+    from lib.tasks import make_task
+    task = make_task("sine", n_time=20, n_freqs=5)
+    spec = models.CellSpec("vanilla", "tanh", 1, 6, 1)
+    group = Group(spec, models.init_params(spec, [1, 2]), (None, None))
+    empty = fp_result.FixedPoints(**{f.name: np.zeros((0, 6)) for f in fields(fp_result.FixedPoints)})
+    monkeypatch.setattr(dynamics.fp, "find_fixed_points", lambda *a, **k: empty)
+    df, _, best, _ = dynamics.sine(group, task, FixedPointConfig(), freqs=[0, 4])
+    assert len(df) == 4 and (best == -1).all()
+    assert df.omega_pred.isna().all() and df.q.isna().all() and not df.limit_cycle.any()
