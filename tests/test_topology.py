@@ -185,7 +185,7 @@ def test_search_between_stable_points_finds_the_saddles_trials_miss():
     assert topo.matches_canonical(topo.flipflop_graphs(spec, p, more)[0], n_bits=2)
 
 
-def test_sine_analysis_survives_a_search_that_finds_no_point(monkeypatch):
+def test_sine_analyses_survive_a_search_that_finds_no_point(monkeypatch):
     """A cell where no (network, command) pair has a point: NaN rows, no error."""
     from dataclasses import fields
     from lib import dynamics, fp_result
@@ -199,3 +199,6 @@ def test_sine_analysis_survives_a_search_that_finds_no_point(monkeypatch):
     df, _, best, _ = dynamics.sine(group, task, FixedPointConfig(), freqs=[0, 4])
     assert len(df) == 4 and (best == -1).all()
     assert df.omega_pred.isna().all() and df.q.isna().all() and not df.limit_cycle.any()
+    monkeypatch.setattr(topo.dynamics, "groups", lambda nets: [group])
+    tops, table = topo.sine_population([None, None], task, FixedPointConfig(), [0, 4])
+    assert len(tops) == 2 and table.freq_corr.isna().all() and (table.limit_cycles == 0).all()
