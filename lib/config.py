@@ -62,8 +62,8 @@ class PopulationConfig:
 
     Per-cell exceptions, as the paper chose hyperparameters per configuration:
     ``cell_lrs`` ``((arch, activation, lr), ...)`` trains that architecture x activation at
-    ``lr`` instead of ``lrs``; ``cell_steps`` ``((arch, activation, n_steps), ...)`` trains it
-    for ``n_steps`` instead of ``n_steps``.
+    ``lr`` instead of ``lrs``; ``cell_steps`` ``((arch, activation, steps), ...)`` trains it
+    for ``steps`` instead of ``n_steps``.
     """
 
     task: str = "flipflop"
