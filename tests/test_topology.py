@@ -1,4 +1,5 @@
 """Fixed-point graphs and topology distances, checked on answers known by construction."""
+from dataclasses import fields
 from itertools import product
 
 import networkx as nx
@@ -6,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from lib import embed, models, topology as topo
+from lib import dynamics, embed, fp_result, models, topology as topo
 from lib.fixed_points import FixedPointConfig, find_fixed_points
+from lib.population import Group
+from lib.tasks import make_task
 
 H_STAR = {2.0: 0.9575040240772688, 2.5: 0.9856238716346568, 3.0: 0.9949015284526289}  # h = tanh(g h)
 
@@ -187,10 +190,6 @@ def test_search_between_stable_points_finds_the_saddles_trials_miss():
 
 def test_sine_analyses_survive_a_search_that_finds_no_point(monkeypatch):
     """A cell where no (network, command) pair has a point: NaN rows, no error."""
-    from dataclasses import fields
-    from lib import dynamics, fp_result
-    from lib.population import Group
-    from lib.tasks import make_task
     task = make_task("sine", n_time=20, n_freqs=5)
     spec = models.CellSpec("vanilla", "tanh", 1, 6, 1)
     group = Group(spec, models.init_params(spec, [1, 2]), (None, None))
