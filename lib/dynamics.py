@@ -143,7 +143,7 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
                       fp.initial_states(ref, config)], dim=1)
     fps = fp.find_fixed_points(group.spec, rep, x, vis, config, init=init)
     best = _central_points(fps, vis.numpy(), n * J)
-    centres = np.where(best[:, None] >= 0, fps.points[np.maximum(best, 0)], np.nan)
+    centres = at_points(fps.points, best)
     cycle = _winding(group.spec, rep, x, vis[:, -1], centres, n_cycle_steps or 2 * T)
     rows = []
     for k in range(n * J):
@@ -159,6 +159,16 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
     df = pd.DataFrame(rows)
     df["limit_cycle"] = (df.winding >= 1) & (df.amplitude > 0.1)
     return df, fps, best, vis.numpy()
+
+
+def at_points(values: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """``values`` [M, ...] of each pair's point, NaN where ``best`` [P] is -1: [P, ...].
+
+    Works when the search found no point at all (M = 0).
+    """
+    out = np.full((len(best),) + values.shape[1:], np.nan, dtype=values.dtype)
+    out[best >= 0] = values[best[best >= 0]]
+    return out
 
 
 def _central_points(fps, vis, n_pairs):

@@ -478,7 +478,7 @@ def sine_population(nets, task, fp_config, freqs=None):
     for g in dynamics.groups(nets):
         df, fps, best, _ = dynamics.sine(g, task, fp_config, freqs)
         J = len(freqs)
-        lam = np.where(best[:, None] >= 0, fps.eigvals[np.maximum(best, 0)], np.nan)
+        lam = dynamics.at_points(fps.eigvals, best)
         for k in range(len(g.nets)):
             tops.append(sine_topology(task.omegas[freqs], lam[k * J:(k + 1) * J]))
             d = df[df.net == k]

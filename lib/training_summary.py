@@ -29,8 +29,15 @@ def design_table(configs: dict[str, PopulationConfig]) -> pd.DataFrame:
                       "seeds per setting": c.n_seeds, "networks": c.n_networks,
                       "training steps": c.n_steps, "batch (trials)": c.batch_size,
                       "steps per trial": trials, "lr decay (total)": c.lr_decay,
-                      "inclusion: NMSE ≤": c.max_nmse}
+                      "inclusion: NMSE ≤": c.max_nmse, "cells trained otherwise": _exceptions(c)}
     return pd.DataFrame(rows)
+
+
+def _exceptions(c: PopulationConfig) -> str:
+    """The per-cell settings of a configuration, e.g. ``lstm-relu: lr 0.002``, or ``none``."""
+    parts = [f"{a}-{f}: lr {v:g}" for a, f, v in c.cell_lrs]
+    parts += [f"{a}-{f}: {v} steps" for a, f, v in c.cell_steps]
+    return "; ".join(parts) or "none"
 
 
 def target_variance(config: PopulationConfig) -> float:

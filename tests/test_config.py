@@ -49,11 +49,28 @@ def test_seeds_do_not_depend_on_sharding():
     (dict(batch_size=True), "batch_size=True must be an integer"),
     (dict(task_overrides=(("n_time", float("nan")),)), "n_time=nan"),
     (dict(learning_rate=1.0), "learning_rate"),
+    (dict(cell_lrs=(("lstm", "relu"),)), "cell_lrs=.* must be a list of .*triples"),
+    (dict(cell_lrs=(("lstm", "sigmoid", 1e-3),)), "cell_lrs activation='sigmoid'"),
+    (dict(cell_lrs=(("lstm", "relu", 0.0),)), r"cell_lrs value for lstm-relu=0.0 must be"),
+    (dict(cell_steps=(("gru", "tanh", 5), ("gru", "tanh", 6))), "names a cell twice"),
+    (dict(cell_steps=(("rnn", "tanh", 5),)), "cell_steps architecture='rnn'"),
 ])
 def test_bad_population_parameters(kwargs, match):
     args = dict(profile="smoke", task="flipflop") | kwargs
     with pytest.raises(ValueError, match=match):
         population_config(args.pop("profile"), args.pop("task"), **args)
+
+
+def test_per_cell_settings_change_only_their_cell():
+    base = population_config("smoke", "flipflop")
+    cfg = population_config("smoke", "flipflop", cell_lrs=(("lstm", "relu", 1e-3),),
+                            cell_steps=(("gru", "tanh", 45),))
+    for a, b in zip(base.shards(), cfg.shards()):
+        cell = (b.arch, b.activation)
+        assert {n.lr for n in b.nets} == ({1e-3} if cell == ("lstm", "relu") else {base.lrs[0]})
+        assert b.n_steps == (45 if cell == ("gru", "tanh") else base.n_steps)
+        assert (a == b) == (cell not in (("lstm", "relu"), ("gru", "tanh")))
+    assert cfg.max_steps == 45 and base.max_steps == base.n_steps
 
 
 def test_every_bad_field_is_reported_at_once():

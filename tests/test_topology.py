@@ -1,4 +1,5 @@
 """Fixed-point graphs and topology distances, checked on answers known by construction."""
+from dataclasses import fields
 from itertools import product
 
 import networkx as nx
@@ -6,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from lib import embed, models, topology as topo
+from lib import dynamics, embed, fp_result, models, topology as topo
 from lib.fixed_points import FixedPointConfig, find_fixed_points
+from lib.population import Group
+from lib.tasks import make_task
 
 H_STAR = {2.0: 0.9575040240772688, 2.5: 0.9856238716346568, 3.0: 0.9949015284526289}  # h = tanh(g h)
 
@@ -183,3 +186,18 @@ def test_search_between_stable_points_finds_the_saddles_trials_miss():
                                FixedPointConfig(n_init=64, init_noise=0.01))
     assert sorted(rounds.n_unstable) == [0] * 4 + [1] * 4 + [2]
     assert topo.matches_canonical(topo.flipflop_graphs(spec, p, more)[0], n_bits=2)
+
+
+def test_sine_analyses_survive_a_search_that_finds_no_point(monkeypatch):
+    """A cell where no (network, command) pair has a point: NaN rows, no error."""
+    task = make_task("sine", n_time=20, n_freqs=5)
+    spec = models.CellSpec("vanilla", "tanh", 1, 6, 1)
+    group = Group(spec, models.init_params(spec, [1, 2]), (None, None))
+    empty = fp_result.FixedPoints(**{f.name: np.zeros((0, 6)) for f in fields(fp_result.FixedPoints)})
+    monkeypatch.setattr(dynamics.fp, "find_fixed_points", lambda *a, **k: empty)
+    df, _, best, _ = dynamics.sine(group, task, FixedPointConfig(), freqs=[0, 4])
+    assert len(df) == 4 and (best == -1).all()
+    assert df.omega_pred.isna().all() and df.q.isna().all() and not df.limit_cycle.any()
+    monkeypatch.setattr(topo.dynamics, "groups", lambda nets: [group])
+    tops, table = topo.sine_population([None, None], task, FixedPointConfig(), [0, 4])
+    assert len(tops) == 2 and table.freq_corr.isna().all() and (table.limit_cycles == 0).all()
