@@ -173,7 +173,7 @@ def _leaders(s: torch.Tensor, tol: float) -> torch.Tensor:
 
 
 def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
-           absorb: "Absorb | None" = None):
+           absorb: "Absorb | None" = None, stall: int = 0):
     """Levenberg-Marquardt on F(s) - s = 0 for candidates s [P, S] (float64), one row each.
 
     Solves ``(A^T A + mu I) d = -A^T r`` with ``A = J - I``, ``r = F(s) - s``; a step is taken
@@ -181,7 +181,10 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
     worse than it started and a singular A (line attractor) stays stable. Only points with
     ``q > q_done`` and an unsaturated mu are worked on. With ``absorb``, a point still on its
     way stops as soon as it comes within ``absorb.tol`` of a settled point of its system (or
-    of a frozen row: a point already known), so the work follows the distinct points.
+    of a frozen row: a point already known), so the work follows the distinct points. With
+    ``stall`` > 0, a point whose q fell less than twofold over the last ``stall`` iterations
+    stops: it creeps through a slow region (Newton converges at least that fast near an
+    isolated zero), and most starts far from any zero end that way.
 
     Parameters
     ----------
@@ -200,7 +203,11 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
     if absorb is not None:
         mu[absorb.frozen] = math.inf  # known points: references only
     eye = torch.eye(s.shape[-1], dtype=s.dtype)
-    for _ in range(n_iter):
+    q_mark = q.clone()
+    for i in range(n_iter):
+        if stall and i and i % stall == 0:
+            mu[q > q_mark / 2] = math.inf
+            q_mark = q.clone()
         act = ((q > q_done) & (mu < 1e6) & (into < 0)).nonzero()[:, 0]
         if len(act) == 0:
             break

@@ -49,13 +49,17 @@ class FixedPointConfig:
         of the visited states' standard deviation (pooled over coordinates, per network), so
         that the starts cover the region the network visits, for tanh and ReLU alike.
     lr : initial Adam learning rate (each point's rate then adapts).
-    adam_iters : Adam iteration budget per point.
+    adam_iters : Adam iteration budget per point (a short descent into the basin; the polish
+        does the rest).
     tol_adam : a point stops its Adam phase once q < tol_adam (float32 resolves ~1e-12).
-    tol_candidate : points with q above this after Adam are "not converged" (not polished);
-        the polish converges from q ~ 1e-2 (ReLU LSTMs need it: after 100-200 Adam steps
-        few of their starts are below 1e-3).
+    tol_candidate : points with q above this after Adam are "not converged" (not polished).
+        The polish is a Gauss-Newton method, so it takes over early: after 80-400 Adam steps
+        most starts of a ReLU LSTM still have q ~ 1e-3-1e-2 and some of its points are reached
+        from none of the others.
     newton_iters : Levenberg-Marquardt polish iterations (0 skips the polish, e.g. to keep
         slow points along an approximate line attractor instead of sliding to its ends).
+    stall_iters : the polish stops a candidate whose q fell less than twofold over this many
+        iterations (a slow region, not a zero it converges to; 0: never).
     tol_fixed : a kept point with q <= tol_fixed is a fixed point, above it a slow point.
     tol_slow : points with q above this after the polish are discarded.
     tol_keep : former name of ``tol_slow``; when given it sets ``tol_slow``.
@@ -75,10 +79,11 @@ class FixedPointConfig:
     n_init: int = 128
     init_noise: float = 0.5
     lr: float = 0.05
-    adam_iters: int = 80
+    adam_iters: int = 40
     tol_adam: float = 1e-9
-    tol_candidate: float = 1e-2
-    newton_iters: int = 30
+    tol_candidate: float = 1.0
+    newton_iters: int = 100
+    stall_iters: int = 10
     tol_fixed: float = 1e-12
     tol_slow: float = 1e-8
     tol_keep: float | None = None
@@ -105,7 +110,7 @@ _POSITIVE = Real(0.0, 1.0, low_open=True)
 _FP_RULES = {
     "n_init": Int(1, 100_000), "init_noise": Real(0.0, 10.0), "lr": Real(0.0, 10.0, low_open=True),
     "adam_iters": Int(0, 1_000_000), "tol_adam": _POSITIVE, "tol_candidate": _POSITIVE,
-    "newton_iters": Int(0, 10_000), "tol_fixed": _POSITIVE, "tol_slow": _POSITIVE,
+    "newton_iters": Int(0, 10_000), "stall_iters": Int(0, 10_000), "tol_fixed": _POSITIVE, "tol_slow": _POSITIVE,
     "tol_unique": Real(0.0, 10.0, low_open=True), "tol_merge": Real(0.0, 10.0, low_open=True),
     "outlier_scale": Real(0.0, 1e6, low_open=True), "tol_unstable": Real(0.0, 1.0, high_open=True),
     "midpoint_rounds": Int(0, 100), "max_midpoints": Int(1, 1_000_000), "seed": Int(0, MAX_SEED)}
@@ -303,7 +308,8 @@ def _polish(F, s, x, net, system, known, config: FixedPointConfig):
     frozen = torch.cat([torch.zeros(P, dtype=torch.bool), torch.ones(len(kpts), dtype=torch.bool)])
     absorb = solver.Absorb(torch.cat([system, ksys]), frozen, config.tol_merge, config.tol_slow)
     s, q, its, _ = solver.polish(F, torch.cat([s, kpts]), torch.cat([x, kx]),
-                                 torch.cat([net, knet]), config.newton_iters, absorb=absorb)
+                                 torch.cat([net, knet]), config.newton_iters, absorb=absorb,
+                                 stall=config.stall_iters)
     return s[:P], q[:P], its[:P]
 
 

@@ -108,6 +108,24 @@ def test_start_record_points_to_the_point_each_start_reached():
                                res.points[res.start_point[kept]])
 
 
+def _polish_1d(f, s0, stall):
+    """q and iterations of a 200-iteration polish of the 1-d map f from s0."""
+    s = torch.tensor([[s0]], dtype=torch.float64)
+    _, q, its, _ = solver.polish(fp_adapters.StepFunctionMap(f), s, torch.zeros(1, 0, dtype=s.dtype),
+                                 torch.zeros(1, dtype=torch.long), 200, stall=stall)
+    return q.item(), its.item()
+
+
+def test_polish_stops_candidates_that_creep_not_those_that_converge():
+    # F(s) - s = -s^3: a zero of multiplicity 3, Newton converges linearly (q falls ~7x a step)
+    q, _ = _polish_1d(lambda s, x: s - s ** 3, 0.5, stall=10)
+    assert q < 1e-20
+    # F(s) - s = 1e-3 (1 + s^2) has no zero: every step lowers q a little, for ever
+    creep = lambda s, x: s + 1e-3 * (1 + s ** 2)  # noqa: E731
+    assert _polish_1d(creep, 3.0, stall=0)[1] == 200
+    assert _polish_1d(creep, 3.0, stall=10)[1] == 20
+
+
 def test_slow_points_are_flagged():
     # s' = s + c (1 - s^2)^2 ... a 1-d map whose q has a non-zero minimum near 0: a slow point
     c = 1e-5
