@@ -10,7 +10,7 @@ baseline, side by side in one run, with recall against an exhaustive reference.
   q < 1e-12, |dq| < 1e-20 or 5000 iterations; uniqueness 1e-3, outliers beyond 10 radii,
   Jacobians per point;
 * reference: lib.fp_recall.exhaustive (4x the starts at four noise scales plus the box, 5x
-  the budget, midpoint rounds until nothing new).
+  the budget, up to three rounds of midpoint and neighbour starts).
 
 Each method runs in its own process (so its peak memory is its own), one thread each. Kept
 points: q <= 1e-8; recall counts points with q <= 1e-12 of the reference within 1e-3.

@@ -13,7 +13,7 @@ import torch
 from dataclasses import replace
 
 from . import fixed_points as fp
-from . import integration, models
+from . import fp_cache, integration, models
 from .geometry import PCA
 from .population import Group, groups  # noqa: F401  (groups is part of this module's API)
 
@@ -23,11 +23,12 @@ def search_configs(n_init: int = 128, tol_fixed: float = 1e-12, tol_slow: float 
     """The book's fixed-point searches, the same in every chapter: ``{task: FixedPointConfig}``.
 
     Flip-flop: the search's defaults (trajectory starts with noise at half the visited spread,
-    adaptive Adam, a midpoint round, float64 polish). Sine wave: the same with 16 starts per
+    adaptive Adam, float64 polish, two rounds of midpoint and
+    slow-mode neighbour starts). Sine wave: the same with 16 starts per
     (network, command) from the trajectory and 16 from its centre, since one point per command
     is expected and there are many commands. Integration: slow points
     along the line attractors, so no polish (it would slide them to the line's few exact fixed
-    points), no midpoint round between slow points of one line, and merging only of points
+    points), no further rounds between slow points of one line, and merging only of points
     closer than ``tol_unique`` so that the line stays densely covered.
     """
     base = fp.FixedPointConfig(n_init=n_init, tol_fixed=tol_fixed, tol_slow=tol_slow)
@@ -57,14 +58,18 @@ def pca(states: np.ndarray, k: int = 3):
 
 
 def flipflop(group: Group, task, config: fp.FixedPointConfig, n_trials: int = 16):
-    """Fixed points under zero input and the output code each holds.
+    """Fixed points under zero input and the output code each holds (searched once per
+    networks, task and configuration: :mod:`lib.fp_cache`).
 
     Returns
     -------
     fps : FixedPoints of the group; visited : [n, V, S] float32; codes : [M, O] readout.
     """
-    visited = fp.visited_states(group.spec, group.params, task.probe(n_trials).inputs)
-    fps = fp.find_fixed_points(group.spec, group.params, np.zeros(task.n_in), visited, config)
+    probe = task.probe(n_trials).inputs
+    visited = fp.visited_states(group.spec, group.params, probe)
+    fps = fp_cache.cached(  # chapters 5 and 6 search the same networks
+        fp_cache.search_key(group.spec, group.params, probe, config),
+        lambda: fp.find_fixed_points(group.spec, group.params, np.zeros(task.n_in), visited, config))
     return fps, visited.numpy(), readout_points(group.spec, group.params, fps)
 
 

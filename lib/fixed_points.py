@@ -35,7 +35,7 @@ from . import fixed_point_solver as solver
 from . import models
 from .checks import MAX_SEED, Int, Real, check_order, gather
 from .fp_adapters import CellMap, cell_map, visited_states  # noqa: F401  (public here too)
-from .fp_result import FixedPoints, classify  # noqa: F401
+from .fp_result import FixedPoints, classify, isolated  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,16 @@ class FixedPointConfig:
         this many times their mean distance to it is an outlier.
     tol_unstable : a mode is unstable when ``|lambda| > 1 + tol_unstable``.
     midpoint_rounds : further searches started from the midpoints of every two points found
-        (of one network and input); stops early when a round finds nothing new.
-    max_midpoints : most midpoint starts per network and round (a seeded random subset).
+        (of one network and input) and from their neighbours along slow modes; stops early
+        when a round finds nothing new.
+    max_midpoints : most midpoint starts, and most neighbour starts, per network and round
+        (a seeded random subset of each).
+    neighbour_modes : a round also starts from every point found plus and minus ``step``
+        along the real parts of its this many slowest modes (largest ``|lambda|``): points
+        of ReLU networks come in clusters along slow directions, and one member's basin can
+        be too small for any random start (0: midpoints only).
+    neighbour_steps : the steps, as fractions of the visited states' RMS radius (the
+        square root of their total variance).
     seed : seed of the start draw and noise.
     """
 
@@ -91,8 +99,10 @@ class FixedPointConfig:
     tol_merge: float = 1e-3
     outlier_scale: float = 10.0
     tol_unstable: float = 1e-6
-    midpoint_rounds: int = 1
+    midpoint_rounds: int = 2
     max_midpoints: int = 512
+    neighbour_modes: int = 2
+    neighbour_steps: tuple = (0.1, 0.3)
     seed: int = 0
 
     def __post_init__(self):
@@ -100,7 +110,10 @@ class FixedPointConfig:
             Real(0.0, 1.0, low_open=True)("tol_keep", self.tol_keep)
             object.__setattr__(self, "tol_slow", float(self.tol_keep))
             object.__setattr__(self, "tol_keep", None)
-        gather([lambda n=n, r=r: r(n, getattr(self, n)) for n, r in _FP_RULES.items()])
+        object.__setattr__(self, "neighbour_steps", tuple(self.neighbour_steps))
+        gather([lambda n=n, r=r: r(n, getattr(self, n)) for n, r in _FP_RULES.items()]
+               + [lambda i=i, v=v: _STEP(f"neighbour_steps[{i}]", v)
+                  for i, v in enumerate(self.neighbour_steps)])
         gather([lambda: check_order("tol_fixed", self.tol_fixed, "tol_slow", self.tol_slow),
                 lambda: check_order("tol_adam", self.tol_adam, "tol_candidate", self.tol_candidate)])
 
@@ -113,7 +126,9 @@ _FP_RULES = {
     "newton_iters": Int(0, 10_000), "stall_iters": Int(0, 10_000), "tol_fixed": _POSITIVE, "tol_slow": _POSITIVE,
     "tol_unique": Real(0.0, 10.0, low_open=True), "tol_merge": Real(0.0, 10.0, low_open=True),
     "outlier_scale": Real(0.0, 1e6, low_open=True), "tol_unstable": Real(0.0, 1.0, high_open=True),
-    "midpoint_rounds": Int(0, 100), "max_midpoints": Int(1, 1_000_000), "seed": Int(0, MAX_SEED)}
+    "midpoint_rounds": Int(0, 100), "max_midpoints": Int(1, 1_000_000),
+    "neighbour_modes": Int(0, 100_000), "seed": Int(0, MAX_SEED)}
+_STEP = Real(0.0, 10.0, low_open=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,16 +183,19 @@ def find(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None,
     N, B, S = s0.shape
     x = _per_start(inputs, N, B)
     res = search(F, ref, s0, x, config)
-    # Saddles lie between the points they connect, where trials pass only briefly: search
-    # again from the midpoints of every two points found, until a round adds nothing.
+    # Saddles lie between the points they connect, where trials pass only briefly, and points
+    # of a cluster along slow modes next to each other: search again from the midpoints of
+    # every two points found and from their neighbours, until a round adds nothing.
+    radius = ref.var(1).sum(-1).sqrt() if ref.shape[1] > 1 else torch.ones(N, dtype=ref.dtype)
+    since = 0  # points new in the last round (union appends them)
     for r in range(config.midpoint_rounds):
-        mids = midpoint_starts(res, N, config.max_midpoints, config.seed + r)
-        if mids is None:
+        more = round_starts(res, N, radius.numpy(), config, since, config.seed + r)
+        if more is None:
             break
-        new = search(F, ref, mids[0], mids[1], config, known=res)
-        n_before = len(res)
+        new = search(F, ref, more[0], more[1], config, known=res)
+        since = len(res)
         res = union(res, new, config.tol_unique)
-        if len(res) == n_before:
+        if len(res) == since:
             break
     return res
 
@@ -230,23 +248,63 @@ def search(F, ref, s0, x, config: FixedPointConfig, known: FixedPoints | None = 
                     record, network_inputs=x[:, 0].double(), decompose=~old)
 
 
-def midpoint_starts(fps: FixedPoints, n_nets: int, cap: int, seed: int = 0):
-    """Starts halfway between every two points of one network and input.
+def round_starts(fps: FixedPoints, n_nets: int, radius, config: FixedPointConfig, since: int = 0,
+                 seed: int = 0):
+    """Starts of a further round: midpoints of two points of one network and input, one of
+    them new (index >= ``since``; :func:`midpoint_pairs`), and the new isolated points'
+    neighbours along slow modes (:func:`neighbours`; a continuum's slowest mode runs along
+    the continuum itself), at most ``config.max_midpoints`` of each per network.
 
-    Returns (starts [N, B, S], inputs [N, B, I]) with at most ``cap`` pairs per network (a
-    seeded random subset), cycled to a common B; None when no network has two points.
+    radius : [N] the visited states' RMS radius per network (scale of the neighbour steps).
+
+    Returns (starts [N, B, S], inputs [N, B, I]), cycled to a common B; None when no network
+    has a start.
     """
     rng = np.random.default_rng(seed)
+    iso = isolated(fps, fixed_only=False)
     per = []
     for i in range(n_nets):
-        m = np.flatnonzero(fps.net == i)
-        a, b = np.triu_indices(len(m), 1)
-        same = np.all(fps.x[m[a]] == fps.x[m[b]], axis=1)
-        a, b = m[a[same]], m[b[same]]
-        if len(a) > cap:
-            pick = np.sort(rng.choice(len(a), cap, replace=False))
-            a, b = a[pick], b[pick]
-        per.append(((fps.points[a] + fps.points[b]) / 2, fps.x[a]))
+        m = np.flatnonzero((fps.net == i) & iso)
+        s1, x1 = midpoint_pairs(fps, m, since)
+        s2, x2 = neighbours(fps, m[m >= since], config.neighbour_modes, config.neighbour_steps,
+                            radius[i])
+        pick = lambda n: np.sort(rng.choice(n, config.max_midpoints, replace=False)) \
+            if n > config.max_midpoints else np.arange(n)  # noqa: E731
+        k1, k2 = pick(len(s1)), pick(len(s2))
+        per.append((np.concatenate([s1[k1], s2[k2]]), np.concatenate([x1[k1], x2[k2]])))
+    return _pad(per, fps, n_nets)
+
+
+def midpoint_pairs(fps: FixedPoints, m, since: int = 0):
+    """Midpoints [P, S] and inputs [P, I] of every two of the points m (ascending) with the
+    same input, at least one of them new (index >= since)."""
+    a, b = np.triu_indices(len(m), 1)
+    a, b = a[m[b] >= since], b[m[b] >= since]  # b > a, so m[b] is the newer of the two
+    same = np.all(fps.x[m[a]] == fps.x[m[b]], axis=1)
+    a, b = m[a[same]], m[b[same]]
+    return (fps.points[a] + fps.points[b]) / 2, fps.x[a]
+
+
+def neighbours(fps: FixedPoints, m, modes: int, steps, radius: float):
+    """Points m moved by +-step x radius along the real parts of their ``modes`` slowest
+    modes (largest ``|lambda|``; points with no eigen data are skipped).
+
+    Returns starts [P, S] and inputs [P, I] with P = len(m) x modes x 2 x len(steps) at most.
+    """
+    S, I = fps.points.shape[1], fps.x.shape[1]
+    m = m[np.isfinite(fps.eigvals[m]).all(1)] if modes else m[:0]
+    v = np.real(fps.right[m][:, :, :modes])  # [M, S, k] (eigenvalues by decreasing modulus)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-300)
+    d = radius * np.concatenate([np.asarray(steps, float), -np.asarray(steps, float)])
+    s = fps.points[m][:, None, :, None] + d[None, :, None, None] * v[:, None]  # [M, D, S, k]
+    s = s.transpose(0, 1, 3, 2).reshape(-1, S)
+    x = np.repeat(fps.x[m], len(d) * v.shape[2], axis=0).reshape(len(s), I)
+    return s, x
+
+
+def _pad(per, fps: FixedPoints, n_nets: int):
+    """Per-network (starts [B_i, S], inputs [B_i, I]) cycled to the largest B -> tensors
+    [N, B, S], [N, B, I]; None when every B_i is 0."""
     width = max(len(p[0]) for p in per)
     if width == 0:
         return None
@@ -256,7 +314,7 @@ def midpoint_starts(fps: FixedPoints, n_nets: int, cap: int, seed: int = 0):
     for i, (p, xi) in enumerate(per):
         if len(p):
             s[i], x[i] = np.resize(p, (width, S)), np.resize(xi, (width, I))
-        else:  # nothing to pair: restart from its own first starts (they merge away)
+        else:  # nothing to start from: restart from its own first starts (they merge away)
             own = fps.start_states[fps.start_net == i]
             s[i] = np.resize(own, (width, S))
     return torch.as_tensor(s), torch.as_tensor(x)

@@ -21,6 +21,7 @@ import torch
 
 from . import models
 from .fixed_points import CellMap, FixedPointConfig, FixedPoints, find, union
+from .fp_result import ISOLATED, isolated  # noqa: F401  (public here too)
 from .population import groups
 
 
@@ -102,7 +103,8 @@ def recall(found: FixedPoints, ref_points, ref_net, tol: float = 1e-3, mask=None
 
 def reference_config(config: FixedPointConfig = FixedPointConfig()) -> FixedPointConfig:
     """A deliberately exhaustive version of ``config``: 4x the starts, 5x the Adam budget,
-    twice the polish and twice its patience, up to three midpoint rounds."""
+    twice the polish and twice its patience, up to three rounds of
+    midpoint and neighbour starts."""
     return replace(config, n_init=4 * config.n_init, adam_iters=5 * config.adam_iters,
                    newton_iters=2 * config.newton_iters, stall_iters=2 * config.stall_iters, tol_adam=min(config.tol_adam, 1e-10),
                    midpoint_rounds=3, max_midpoints=4 * config.max_midpoints)
@@ -127,20 +129,6 @@ def exhaustive(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs
     u = torch.rand(ref.shape[0], cfg.n_init, ref.shape[2], generator=g, dtype=ref.dtype)
     box = lo - 0.25 * (hi - lo) + 1.5 * (hi - lo) * u
     return union(out, find(F, ref, cfg, inputs=inputs, starts=box), cfg.tol_unique)
-
-
-ISOLATED = 1e-3  # an eigenvalue of J this close to 1: the point lies on a continuum (I - J singular)
-
-
-def isolated(fps: FixedPoints, tol: float = ISOLATED) -> np.ndarray:
-    """[M] bool: fixed (not slow) points whose Jacobian has no eigenvalue within tol of 1.
-
-    By the implicit function theorem such a point is isolated. Points with an eigenvalue at 1
-    lie on a continuum of (numerically) fixed points, e.g. where a GRU's update gate saturates
-    and F(h) = h holds along whole regions; a search cannot "find all" of those, so recall is
-    measured on isolated points only.
-    """
-    return ~fps.slow & (np.abs(fps.eigvals - 1).min(axis=1, initial=np.inf) > tol)
 
 
 def population_recall(nets, x_star, visited_of, config: FixedPointConfig, per_cell: int = 1):

@@ -103,6 +103,22 @@ class FixedPoints:
             return cls(**{f.name: z[f.name] for f in fields(cls)})
 
 
+ISOLATED = 1e-3  # an eigenvalue of J this close to 1: the point lies on a continuum (I - J singular)
+
+
+def isolated(fps: FixedPoints, tol: float = ISOLATED, fixed_only: bool = True) -> np.ndarray:
+    """[M] bool: fixed (not slow, unless ``fixed_only`` is False) points whose Jacobian has no
+    eigenvalue within tol of 1 (points with no eigen data are not isolated).
+
+    By the implicit function theorem such a point is isolated. Points with an eigenvalue at 1
+    lie on a continuum of (numerically) fixed points, e.g. where a GRU's update gate saturates
+    and F(h) = h holds along whole regions; a search cannot "find all" of those, so recall is
+    measured on isolated points only.
+    """
+    gap = np.abs(fps.eigvals - 1).min(axis=1, initial=np.inf)
+    return (gap > tol) & (~fps.slow if fixed_only else True)
+
+
 def _point_fields() -> tuple:
     return tuple(f.name for f in fields(FixedPoints)
                  if f.name not in START_FIELDS and f.name != "inputs")

@@ -455,7 +455,7 @@ def flipflop_population(nets, task, fp_config, orbit: OrbitConfig = OrbitConfig(
     """
     graphs, tables = [], []
     for g in dynamics.groups(nets):
-        fps, _, _ = dynamics.flipflop(g, task, fp_config)  # its midpoint round finds the saddles
+        fps, _, _ = dynamics.flipflop(g, task, fp_config)  # its midpoint rounds find the saddles
         codes = dynamics.readout_points(g.spec, g.params, fps)
         graphs += flipflop_graphs(g.spec, g.params, fps, orbit)
         tables.append(dynamics.flipflop_table(g, fps, codes))

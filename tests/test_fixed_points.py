@@ -350,3 +350,34 @@ def test_points_on_a_continuum_are_not_isolated():
     point = fp.find(lambda s, x, net: 0.5 * s, vis, cfg)
     assert len(line) > 1 and not fp_recall.isolated(line).any()
     assert len(point) == 1 and fp_recall.isolated(point).all()
+
+
+def test_neighbour_starts_step_along_the_slowest_modes():
+    """F(s) = diag(0.9, 0.5, 0.2) s: the slowest mode of the point 0 is e1, the next e2."""
+    A = torch.tensor([0.9, 0.5, 0.2], dtype=torch.float64)
+    vis = torch.randn(1, 16, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    res = fp.find(lambda s, x, net: s * A.to(s.dtype), vis, fp.FixedPointConfig(n_init=8, midpoint_rounds=0))
+    assert len(res) == 1
+    s, x = fp.neighbours(res, np.array([0]), modes=2, steps=(0.1, 0.3), radius=2.0)
+    assert x.shape == (8, 0)
+    got = sorted(map(tuple, np.round(np.abs(s), 9)))  # the eigenvector's sign is arbitrary
+    want = sorted([(d, 0, 0) for d in (0.2, 0.6)] * 2 + [(0, d, 0) for d in (0.2, 0.6)] * 2)
+    assert np.allclose(got, want)
+    assert len(fp.neighbours(res, np.array([0]), modes=0, steps=(0.1,), radius=2.0)[0]) == 0
+
+
+def test_midpoints_pair_only_with_new_points():
+    """After a round, only pairs with a point new in that round are started again."""
+    spec, params, _, _ = fp_recall.known_network(16, 2, seed=2)
+    res = fp.find_fixed_points(spec, params, np.zeros(1), trajectories(spec, params), FAST)
+    m = np.arange(len(res))
+    assert len(fp.midpoint_pairs(res, m)[0]) == len(m) * (len(m) - 1) // 2
+    mids, _ = fp.midpoint_pairs(res, m, since=len(m) - 1)  # only the last point is new
+    assert np.allclose(mids, (res.points[:-1] + res.points[-1]) / 2)
+
+
+def test_neighbour_steps_are_checked():
+    with pytest.raises(ValueError, match="neighbour_steps"):
+        fp.FixedPointConfig(neighbour_steps=(0.1, -1.0))
+    with pytest.raises(ValueError, match="neighbour_modes"):
+        fp.FixedPointConfig(neighbour_modes=-1)
