@@ -18,7 +18,7 @@ from .geometry import PCA
 from .population import Group, groups  # noqa: F401  (groups is part of this module's API)
 
 
-def search_configs(n_init: int = 128, tol_fixed: float = 1e-12, tol_slow: float = 1e-8,
+def search_configs(n_init: int = 256, tol_fixed: float = 1e-12, tol_slow: float = 1e-8,
                    cdi_tol_slow: float = 1e-5, adam_iters: int | None = None) -> dict:
     """The book's fixed-point searches, the same in every chapter: ``{task: FixedPointConfig}``.
 

@@ -19,6 +19,8 @@ import math
 
 import torch
 
+STALL_FACTOR = 10.0  # polish: a row whose q fell less than this over `stall` iterations stops
+
 
 def q_of(F, s: torch.Tensor, x: torch.Tensor, net: torch.Tensor) -> torch.Tensor:
     """q(s) = 1/2 |F(s) - s|^2 for s [R, B, S] -> [R, B]."""
@@ -173,7 +175,7 @@ def _leaders(s: torch.Tensor, tol: float) -> torch.Tensor:
 
 
 def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
-           absorb: "Absorb | None" = None, stall: int = 0):
+           absorb: "Absorb | None" = None, stall: int = 0, chunk: int = 512):
     """Levenberg-Marquardt on F(s) - s = 0 for candidates s [P, S] (float64), one row each.
 
     Solves ``(A^T A + mu I) d = -A^T r`` with ``A = J - I``, ``r = F(s) - s``; a step is taken
@@ -182,9 +184,10 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
     ``q > q_done`` and an unsaturated mu are worked on. With ``absorb``, a point still on its
     way stops as soon as it comes within ``absorb.tol`` of a settled point of its system (or
     of a frozen row: a point already known), so the work follows the distinct points. With
-    ``stall`` > 0, a point whose q fell less than twofold over the last ``stall`` iterations
-    stops: it creeps through a slow region (Newton converges at least that fast near an
-    isolated zero), and most starts far from any zero end that way.
+    ``stall`` > 0, a point whose q fell less than ``STALL_FACTOR``-fold over the last ``stall``
+    iterations stops: it creeps through a slow region (Newton converges far faster near an
+    isolated zero), and most starts far from any zero end that way. Rows are stepped in
+    blocks of ``chunk`` (their [chunk, S, S] normal matrices stay in cache).
 
     Parameters
     ----------
@@ -206,24 +209,13 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
     q_mark = q.clone()
     for i in range(n_iter):
         if stall and i and i % stall == 0:
-            mu[q > q_mark / 2] = math.inf
+            mu[q > q_mark / STALL_FACTOR] = math.inf
             q_mark = q.clone()
         act = ((q > q_done) & (mu < 1e6) & (into < 0)).nonzero()[:, 0]
         if len(act) == 0:
             break
-        sa, xa, na = s[act], x[act], net[act]
-        A = jacobians(F, sa, xa, na) - eye
-        with torch.no_grad():
-            r = F(sa[:, None], xa[:, None], na)[:, 0] - sa
-            At = A.transpose(-1, -2)
-            rhs = -(At @ r[..., None])
-            d = _spd_solve(At @ A + mu[act, None, None] * eye, rhs)[..., 0]
-            s_new = sa + d
-            q_new = q_of(F, s_new[:, None], xa[:, None], na)[:, 0]
-        better = q_new < q[act]  # NaN (overflow) compares False: the old point stays
-        s[act] = torch.where(better[:, None], s_new, sa)
-        q[act] = torch.where(better, q_new, q[act])
-        mu[act] = torch.where(better, mu[act] / 10, mu[act] * 10).clamp(min=1e-14)
+        for rows in act.split(chunk):  # blocks that stay in cache: [P, S, S] per step
+            _lm_step(F, s, x, net, q, mu, rows, eye)
         its[act] += 1
         if absorb is not None:
             absorb.step(s, q, into, act)
@@ -232,6 +224,22 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
         hit = into >= 0
         s[hit], q[hit] = s[into[hit]], q[into[hit]]
     return s, q, its, into
+
+
+def _lm_step(F, s, x, net, q, mu, rows, eye):
+    """One Levenberg-Marquardt step of the rows [K] of s, q and mu (updated in place)."""
+    sa, xa, na = s[rows], x[rows], net[rows]
+    A = jacobians(F, sa, xa, na) - eye
+    with torch.no_grad():
+        r = F(sa[:, None], xa[:, None], na)[:, 0] - sa
+        At = A.transpose(-1, -2)
+        d = _spd_solve(At @ A + mu[rows, None, None] * eye, -(At @ r[..., None]))[..., 0]
+        s_new = sa + d
+        q_new = q_of(F, s_new[:, None], xa[:, None], na)[:, 0]
+    better = q_new < q[rows]  # NaN (overflow) compares False: the old point stays
+    s[rows] = torch.where(better[:, None], s_new, sa)
+    q[rows] = torch.where(better, q_new, q[rows])
+    mu[rows] = torch.where(better, mu[rows] / 10, mu[rows] * 10).clamp(min=1e-14)
 
 
 class Absorb:

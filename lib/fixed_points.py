@@ -58,7 +58,7 @@ class FixedPointConfig:
         from none of the others.
     newton_iters : Levenberg-Marquardt polish iterations (0 skips the polish, e.g. to keep
         slow points along an approximate line attractor instead of sliding to its ends).
-    stall_iters : the polish stops a candidate whose q fell less than twofold over this many
+    stall_iters : the polish stops a candidate whose q fell less than tenfold over this many
         iterations (a slow region, not a zero it converges to; 0: never).
     tol_fixed : a kept point with q <= tol_fixed is a fixed point, above it a slow point.
     tol_slow : points with q above this after the polish are discarded.
@@ -84,7 +84,7 @@ class FixedPointConfig:
     seed : seed of the start draw and noise.
     """
 
-    n_init: int = 128
+    n_init: int = 256
     init_noise: float = 0.5
     lr: float = 0.05
     adam_iters: int = 40
@@ -102,7 +102,7 @@ class FixedPointConfig:
     midpoint_rounds: int = 2
     max_midpoints: int = 512
     neighbour_modes: int = 2
-    neighbour_steps: tuple = (0.1, 0.3)
+    neighbour_steps: tuple = (0.03, 0.3)
     seed: int = 0
 
     def __post_init__(self):

@@ -31,25 +31,50 @@ class CellMap:
         self.params = {k: v.detach() for k, v in params.items()}
         self._cast = {}
 
-    def _params(self, dtype, net):
+    def _weights(self, dtype) -> dict:
         if dtype not in self._cast:
             self._cast[dtype] = {k: v.to(dtype) for k, v in self.params.items()}
-        p = self._cast[dtype]
+        return self._cast[dtype]
+
+    def _per_network(self, fn, dtype, net, *rows):
+        """``fn(params, *rows)`` with params [R, ...] the weights of each row's network.
+
+        Rows are grouped by network and each group sees its network's weights expanded to
+        its rows (a view, never a copy: gathering [R, H, G] weights per row costs more than
+        the step itself). Outputs (a tensor or a tuple of tensors or None) come back in the
+        order of the rows.
+        """
+        p = self._weights(dtype)
         n = p["W"].shape[0]
-        if not (len(net) == n and torch.equal(net, torch.arange(n))):
-            p = {k: v.index_select(0, net) for k, v in p.items()}
-        return p
+        if len(net) == n and torch.equal(net, torch.arange(n)):
+            return fn(p, *rows)
+        ordered = bool((net[1:] >= net[:-1]).all())  # the usual case: no gather, no scatter
+        order = torch.arange(len(net)) if ordered else torch.argsort(net, stable=True)
+        parts, start = [], 0
+        for i, c in enumerate(torch.bincount(net, minlength=n).tolist()):
+            if c:
+                idx = slice(start, start + c) if ordered else order[start:start + c]
+                parts.append(fn({k: v[i:i + 1].expand(c, *v.shape[1:]) for k, v in p.items()},
+                                *(r[idx] for r in rows)))
+                start += c
+        back = torch.empty_like(order)
+        back[order] = torch.arange(len(order))
+        cat = lambda z: torch.cat(z) if ordered else torch.cat(z)[back]  # noqa: E731
+        join = lambda k: None if parts[0][k] is None else cat([o[k] for o in parts])  # noqa: E731
+        return join(slice(None)) if torch.is_tensor(parts[0]) else tuple(map(join, range(len(parts[0]))))
 
     def __call__(self, s, x, net):
         if x.shape[-1] == 0:  # searched without an input: the cell sees zeros
             x = s.new_zeros(*s.shape[:2], self.spec.n_in)
-        return models.step(self.spec, self._params(s.dtype, net), s, x.to(s.dtype))
+        step = lambda p, s, x: models.step(self.spec, p, s, x)  # noqa: E731
+        return self._per_network(step, s.dtype, net, s, x.to(s.dtype))
 
     def jacobians(self, s, x, net, inputs: bool = True):
         """Closed form ``dF/ds [P, S, S]`` and ``dF/dx [P, S, I]`` (None unless ``inputs``) at
         s [P, S] under x [P, I] for networks net [P]."""
         xin = s.new_zeros(len(s), self.spec.n_in) if x.shape[-1] == 0 else x.to(s.dtype)
-        J, Jx = cell_jacobians.jacobians(self.spec, self._params(s.dtype, net), s, xin, inputs)
+        J, Jx = self._per_network(lambda p, s, x: cell_jacobians.jacobians(self.spec, p, s, x, inputs),
+                                  s.dtype, net, s, xin)
         return J, (Jx[..., :x.shape[-1]] if inputs else None)
 
 
