@@ -48,6 +48,8 @@ class CellMap:
         n = p["W"].shape[0]
         if len(net) == n and torch.equal(net, torch.arange(n)):
             return fn(p, *rows)
+        if len(net) == 0:
+            return fn({k: v[:0] for k, v in p.items()}, *rows)
         ordered = bool((net[1:] >= net[:-1]).all())  # the usual case: no gather, no scatter
         order = torch.arange(len(net)) if ordered else torch.argsort(net, stable=True)
         parts, start = [], 0

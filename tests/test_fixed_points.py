@@ -381,3 +381,21 @@ def test_neighbour_steps_are_checked():
         fp.FixedPointConfig(neighbour_steps=(0.1, -1.0))
     with pytest.raises(ValueError, match="neighbour_modes"):
         fp.FixedPointConfig(neighbour_modes=-1)
+
+
+def test_cell_map_on_rows_of_networks_in_any_order_and_on_none():
+    """Rows of several networks, unsorted, equal the networks stepped one by one; no row: empty."""
+    spec = models.CellSpec("lstm", "tanh", n_in=2, n_hidden=4, n_out=1)
+    params = models.init_params(spec, [0, 1, 2])
+    F = fp.CellMap(spec, params)
+    net = torch.tensor([2, 0, 2, 1, 0])
+    s = torch.randn(5, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    J, Jx = F.jacobians(s, x, net)
+    for r, i in enumerate(net.tolist()):
+        one = fp.CellMap(spec, models.select(params, [i]))
+        Ji, Jxi = one.jacobians(s[r:r + 1], x[r:r + 1], torch.tensor([0]))
+        assert torch.allclose(J[r], Ji[0]) and torch.allclose(Jx[r], Jxi[0])
+        assert torch.allclose(F(s[:, None], x[:, None], net)[r], one(s[r:r + 1, None], x[r:r + 1, None], torch.tensor([0]))[0])
+    J0, Jx0 = F.jacobians(s[:0], x[:0], net[:0])
+    assert J0.shape == (0, 8, 8) and Jx0.shape == (0, 8, 2)
