@@ -12,6 +12,7 @@ import pytest
 from papermill.translators import PythonTranslator
 
 from lib import chapter
+from lib.fixed_points import FixedPointConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted(p for p in (ROOT / "book").glob("*.md") if "```{code-cell}" in p.read_text())
@@ -153,7 +154,8 @@ def test_list_parameters_accept_papermill_text_and_none_means_derived():
     assert p.variance_rules == (0.9,) and p.k == 4  # svcca_k=None: min(10, 8 // 2) under smoke
     assert p.svcca_rules == {"k = 4": 4, "90% of variance": 0.9}
     u = chapter.Universality(**_defaults("06_universality"))
-    assert u.search["flipflop"].adam_iters == 200 and u.orbit.n_steps == 500  # the search's default
+    default = FixedPointConfig().adam_iters  # adam_iters=None: the search's own default
+    assert u.search["flipflop"].adam_iters == default and u.orbit.n_steps == 500
 
 
 PAPERMILL_BAD = [  # a handful through papermill; the rest are checked directly above
