@@ -70,9 +70,10 @@ class FixedPointConfig:
     outlier_scale : a point farther from the centroid of its network's visited states than
         this many times their mean distance to it is an outlier.
     tol_unstable : a mode is unstable when ``|lambda| > 1 + tol_unstable``.
-    midpoint_rounds : further searches started from the midpoints of every two points found
-        (of one network and input) and from their neighbours along slow modes; stops early
-        when a round finds nothing new.
+    midpoint_rounds : further searches started from the midpoints of every two isolated
+        points found (of one network and input, at least one of them new) and from the new
+        ones' neighbours along slow modes (:func:`round_starts`); stops early when a round
+        finds nothing new.
     max_midpoints : most midpoint starts, and most neighbour starts, per network and round
         (a seeded random subset of each).
     neighbour_modes : a round also starts from every point found plus and minus ``step``
