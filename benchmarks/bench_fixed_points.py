@@ -13,7 +13,9 @@ baseline, side by side in one run, with recall against an exhaustive reference.
   the budget, up to three rounds of midpoint and neighbour starts).
 
 Each method runs in its own process (so its peak memory is its own), one thread each. Kept
-points: q <= 1e-8; recall counts points with q <= 1e-12 of the reference within 1e-3.
+points: q <= 1e-8; recall counts the reference's isolated fixed points (q <= 1e-12, no Jacobian
+eigenvalue within 1e-3 of 1: lib.fp_recall.isolated; a continuum cannot be listed point by point)
+that a method's fixed points match within 1e-3, as chapter 5 does.
 Run: ``python benchmarks/bench_fixed_points.py [--per-label 2] [--labels vanilla-tanh,...]``.
 Uses ``$RNNBOOK_CACHE`` (trains the default flip-flop population there if missing). Not a test.
 """
@@ -71,7 +73,8 @@ def reference(spec, params, task):
     from lib import fixed_points as fp, fp_recall
     res = fp_recall.exhaustive(fp.CellMap(spec, params), visited(spec, params, task),
                                fp.FixedPointConfig(), inputs=np.zeros(task.n_in))
-    return [(r.points, r.q, r.n_unstable) for r in (res.of(i) for i in range(params["W"].shape[0]))]
+    return [(r.points, r.q, r.n_unstable, fp_recall.isolated(r))
+            for r in (res.of(i) for i in range(params["W"].shape[0]))]
 
 
 def baseline(spec, params, task):
@@ -152,9 +155,10 @@ def run(name, label, per_label):
 
 
 def recall(found, ref):
+    """Mean over networks of the fraction of the reference's isolated fixed points found."""
     out = []
-    for (p, q, _), (rp, rq, _) in zip(found, ref):
-        r = rp[rq <= TOL_FIXED]
+    for (p, q, *_), (rp, _, _, iso) in zip(found, ref):
+        r = rp[iso]
         f = p[q <= TOL_FIXED]
         if len(r):
             out.append((_nearest(r, f) < 1e-3).mean())
