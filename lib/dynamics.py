@@ -23,6 +23,7 @@ def search_configs(n_init: int = 256, tol_fixed: float = 1e-12, tol_slow: float 
     """The book's fixed-point searches, the same in every chapter: ``{task: FixedPointConfig}``.
 
     Flip-flop: the search's defaults (trajectory starts with noise at half the visited spread,
+    a quarter at twice it,
     adaptive Adam, float64 polish, two rounds of midpoint and slow-mode neighbour starts). Sine
     wave: the same with 16 starts per (network, command) from the trajectory and 16 from its
     centre, since one point per command is expected and there are many commands. Integration:
@@ -66,11 +67,17 @@ def flipflop(group: Group, task, config: fp.FixedPointConfig, n_trials: int = 16
     fps : FixedPoints of the group; visited : [n, V, S] float32; codes : [M, O] readout.
     """
     probe = task.probe(n_trials).inputs
-    visited = fp.visited_states(group.spec, group.params, probe)
+    visited = flipflop_visited(group, task, n_trials)
     fps = fp_cache.cached(  # chapters 5 and 6 search the same networks
         fp_cache.search_key(group.spec, group.params, probe, config),
         lambda: fp.find_fixed_points(group.spec, group.params, np.zeros(task.n_in), visited, config))
     return fps, visited.numpy(), readout_points(group.spec, group.params, fps)
+
+
+def flipflop_visited(group: Group, task, n_trials: int = 16) -> torch.Tensor:
+    """[n, V, S] states the group's networks visit on the shared probe trials (the starts and
+    scales of :func:`flipflop`'s search)."""
+    return fp.visited_states(group.spec, group.params, task.probe(n_trials).inputs)
 
 
 def code_retention(group: Group, task, n_hold: int = 500, n_trials: int = 64) -> np.ndarray:

@@ -48,6 +48,9 @@ class FixedPointConfig:
     init_noise : standard deviation of the Gaussian noise added to each start, as a fraction
         of the visited states' standard deviation (pooled over coordinates, per network), so
         that the starts cover the region the network visits, for tanh and ReLU alike.
+    wide_fraction : this fraction of the starts gets ``wide_noise`` instead of ``init_noise``:
+        some stable points (ReLU LSTMs) lie two or more radii from every visited state.
+    wide_noise : their noise, as a fraction of the visited states' standard deviation.
     lr : initial Adam learning rate (each point's rate then adapts).
     adam_iters : Adam iteration budget per point (a short descent into the basin; the polish
         does the rest).
@@ -87,6 +90,8 @@ class FixedPointConfig:
 
     n_init: int = 256
     init_noise: float = 0.5
+    wide_fraction: float = 0.25
+    wide_noise: float = 2.0
     lr: float = 0.05
     adam_iters: int = 40
     tol_adam: float = 1e-9
@@ -122,7 +127,8 @@ class FixedPointConfig:
 _POSITIVE = Real(0.0, 1.0, low_open=True)
 # finite everywhere (a NaN tolerance would keep or drop every point silently); budgets bounded
 _FP_RULES = {
-    "n_init": Int(1, 100_000), "init_noise": Real(0.0, 10.0), "lr": Real(0.0, 10.0, low_open=True),
+    "n_init": Int(1, 100_000), "init_noise": Real(0.0, 10.0),
+    "wide_fraction": Real(0.0, 1.0), "wide_noise": Real(0.0, 10.0), "lr": Real(0.0, 10.0, low_open=True),
     "adam_iters": Int(0, 1_000_000), "tol_adam": _POSITIVE, "tol_candidate": _POSITIVE,
     "newton_iters": Int(0, 10_000), "stall_iters": Int(0, 10_000), "tol_fixed": _POSITIVE, "tol_slow": _POSITIVE,
     "tol_unique": Real(0.0, 10.0, low_open=True), "tol_merge": Real(0.0, 10.0, low_open=True),
@@ -401,7 +407,8 @@ def initial_states(ref: torch.Tensor, config: FixedPointConfig) -> torch.Tensor:
 
     The noise has standard deviation ``init_noise`` x the visited states' standard deviation
     (pooled over coordinates), so the starts fill the visited region and its surroundings:
-    saddles between attractors lie where trials pass only briefly.
+    saddles between attractors lie where trials pass only briefly. The last ``wide_fraction``
+    of the starts get ``wide_noise`` instead (points far outside the visited region).
     """
     g = torch.Generator().manual_seed(config.seed)
     n, v, S = ref.shape
@@ -409,7 +416,9 @@ def initial_states(ref: torch.Tensor, config: FixedPointConfig) -> torch.Tensor:
     s0 = torch.gather(ref, 1, idx[..., None].expand(-1, -1, S))
     scale = ref.std(1).pow(2).mean(-1).sqrt() if v > 1 else torch.ones(n, dtype=ref.dtype)
     noise = torch.randn(s0.shape, generator=g, dtype=ref.dtype)
-    return s0 + config.init_noise * scale[:, None, None] * noise
+    wide = torch.arange(config.n_init) >= round((1 - config.wide_fraction) * config.n_init)
+    sd = torch.where(wide, config.wide_noise, config.init_noise).to(ref.dtype)  # [B]
+    return s0 + sd[None, :, None] * scale[:, None, None] * noise
 
 
 def solve(F, s0, x, config: FixedPointConfig = FixedPointConfig()):

@@ -131,30 +131,40 @@ def exhaustive(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs
     return union(out, find(F, ref, cfg, inputs=inputs, starts=box), cfg.tol_unique)
 
 
-def population_recall(nets, x_star, visited_of, config: FixedPointConfig, per_cell: int = 1):
+def population_recall(nets, x_star, visited_of, config: FixedPointConfig, per_cell: int = 1,
+                      found_of=None):
     """Recall of ``config``'s search against :func:`exhaustive`, on a sample of a population.
 
     Parameters
     ----------
     nets : included networks (``lib.population.Network``); the first ``per_cell`` of each
-        architecture x activation are searched
+        architecture x activation are checked
     x_star : [I] the constant input of the search
     visited_of : function Group -> visited states [n, V, S] of the group's networks
     config : the search whose recall is measured
     per_cell : networks per architecture x activation
+    found_of : optional function Group -> FixedPoints of the whole group (e.g. a chapter's
+        own batched search, so that the check covers the very points it analyses); default:
+        ``config``'s search of the checked networks alone
 
     Returns
     -------
-    DataFrame, one row per network searched: label, ``reference`` (isolated fixed points of
+    DataFrame, one row per network checked: label, ``reference`` (isolated fixed points of
     the exhaustive search, :func:`isolated`), ``continuum`` (its other fixed points, on a
-    continuum), ``found`` (isolated fixed points of ``config``'s search), ``recall`` (of the
+    continuum), ``found`` (isolated fixed points of the search), ``recall`` (of the
     reference's isolated points) and ``extra`` (isolated points found that the reference lacks).
     """
-    picked = [n for g in groups(nets) for n in g.nets[:per_cell]]
     rows = []
-    for g in groups(picked):
-        F, vis, x = CellMap(g.spec, g.params), visited_of(g), np.asarray(x_star, float)
-        mine, ref = find(F, vis, config, inputs=x), exhaustive(F, vis, config, inputs=x)
+    x = np.asarray(x_star, float)
+    for whole in groups(nets):
+        g = groups(whole.nets[:per_cell])[0]
+        F, vis = CellMap(g.spec, g.params), visited_of(g)
+        ref = exhaustive(F, vis, config, inputs=x)
+        if found_of is None:
+            mine = find(F, vis, config, inputs=x)
+        else:  # the first per_cell networks of the group are the checked ones, in order
+            mine = found_of(whole)
+            mine = mine.subset(mine.net < len(g.nets), mine.start_net < len(g.nets))
         keep_ref, keep_mine = isolated(ref), isolated(mine)
         rec, _, extra = recall(mine, ref.points[keep_ref], ref.net[keep_ref], config.tol_unique,
                                mask=keep_mine)

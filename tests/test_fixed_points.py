@@ -68,8 +68,7 @@ def check_exact(res, pts, n_unstable, tol_slow):
 @pytest.mark.parametrize("k,seed", [(3, 0), (3, 1), (3, 2), (4, 0), (4, 1), (4, 2)])
 def test_every_known_fixed_point_from_trajectory_starts(k, seed):
     spec, params, pts, n_unstable = fp_recall.known_network(64, k, seed=seed)
-    # two midpoint rounds: with 81 points one round can leave a saddle between new saddles
-    config = fp.FixedPointConfig(n_init=128, init_noise=0.5, seed=seed, midpoint_rounds=2)
+    config = fp.FixedPointConfig(seed=seed)  # the book's settings
     res = fp.find_fixed_points(spec, params, np.zeros(1), trajectories(spec, params, seed=seed),
                                config)
     check_exact(res, pts, n_unstable, config.tol_slow)
@@ -399,3 +398,13 @@ def test_cell_map_on_rows_of_networks_in_any_order_and_on_none():
         assert torch.allclose(F(s[:, None], x[:, None], net)[r], one(s[r:r + 1, None], x[r:r + 1, None], torch.tensor([0]))[0])
     J0, Jx0 = F.jacobians(s[:0], x[:0], net[:0])
     assert J0.shape == (0, 8, 8) and Jx0.shape == (0, 8, 2)
+
+
+def test_wide_starts_are_the_last_fraction_with_their_own_noise():
+    ref = torch.zeros(1, 4, 3, dtype=torch.float64)
+    ref[0, :, 0] = torch.tensor([-1.0, 1.0, -1.0, 1.0])  # pooled sd = sqrt(4/3 / 3)
+    s0 = fp.initial_states(ref, fp.FixedPointConfig(n_init=4000, init_noise=0.0, wide_noise=2.0,
+                                                    wide_fraction=0.25))
+    off = s0[0, :, 1:]  # coordinates 1 and 2: only the noise
+    assert (off[:3000] == 0).all()
+    assert off[3000:].std().item() == pytest.approx(2.0 * (4 / 9) ** 0.5, rel=0.05)

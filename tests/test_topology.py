@@ -178,12 +178,13 @@ def test_search_between_stable_points_finds_the_saddles_trials_miss():
     corners = np.array(list(product([-1.0, 1.0], repeat=2))) * [H_STAR[2.0], H_STAR[2.5]]
     visited = torch.as_tensor(np.repeat(corners, 8, axis=0))[None]  # only the stable corners
     fp = find_fixed_points(spec, p, np.zeros(2), visited,
-                           FixedPointConfig(n_init=64, init_noise=0.01, midpoint_rounds=0))
+                           FixedPointConfig(n_init=64, init_noise=0.01, wide_fraction=0.0,
+                                            midpoint_rounds=0))
     assert sorted(fp.n_unstable) == [0, 0, 0, 0]
     more = topo.between_stable_points(spec, p, fp)
     assert sorted(more.n_unstable) == [0] * 4 + [1] * 4 + [2]  # edges' midpoints and the centre
     rounds = find_fixed_points(spec, p, np.zeros(2), visited,  # the search's own midpoint rounds
-                               FixedPointConfig(n_init=64, init_noise=0.01))
+                               FixedPointConfig(n_init=64, init_noise=0.01, wide_fraction=0.0))
     assert sorted(rounds.n_unstable) == [0] * 4 + [1] * 4 + [2]
     assert topo.matches_canonical(topo.flipflop_graphs(spec, p, more)[0], n_bits=2)
 
