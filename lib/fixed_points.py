@@ -79,8 +79,8 @@ class FixedPointConfig:
         finds nothing new.
     max_midpoints : most midpoint starts, and most neighbour starts, per network and round
         (a seeded random subset of each).
-    neighbour_modes : a round also starts from every point found plus and minus ``step``
-        along the real parts of its this many slowest modes (largest ``|lambda|``): points
+    neighbour_modes : a round also starts from every new isolated point plus and minus each
+        step along the real parts of its this many slowest modes (largest ``|lambda|``): points
         of ReLU networks come in clusters along slow directions, and one member's basin can
         be too small for any random start (0: midpoints only).
     neighbour_steps : the steps, as fractions of the visited states' RMS radius (the
@@ -127,10 +127,11 @@ class FixedPointConfig:
 _POSITIVE = Real(0.0, 1.0, low_open=True)
 # finite everywhere (a NaN tolerance would keep or drop every point silently); budgets bounded
 _FP_RULES = {
-    "n_init": Int(1, 100_000), "init_noise": Real(0.0, 10.0),
-    "wide_fraction": Real(0.0, 1.0), "wide_noise": Real(0.0, 10.0), "lr": Real(0.0, 10.0, low_open=True),
+    "n_init": Int(1, 100_000), "init_noise": Real(0.0, 10.0), "wide_fraction": Real(0.0, 1.0),
+    "wide_noise": Real(0.0, 10.0), "lr": Real(0.0, 10.0, low_open=True),
     "adam_iters": Int(0, 1_000_000), "tol_adam": _POSITIVE, "tol_candidate": _POSITIVE,
-    "newton_iters": Int(0, 10_000), "stall_iters": Int(0, 10_000), "tol_fixed": _POSITIVE, "tol_slow": _POSITIVE,
+    "newton_iters": Int(0, 10_000), "stall_iters": Int(0, 10_000), "tol_fixed": _POSITIVE,
+    "tol_slow": _POSITIVE,
     "tol_unique": Real(0.0, 10.0, low_open=True), "tol_merge": Real(0.0, 10.0, low_open=True),
     "outlier_scale": Real(0.0, 1e6, low_open=True), "tol_unstable": Real(0.0, 1.0, high_open=True),
     "midpoint_rounds": Int(0, 100), "max_midpoints": Int(1, 1_000_000),

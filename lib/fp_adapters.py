@@ -63,7 +63,9 @@ class CellMap:
         back[order] = torch.arange(len(order))
         cat = lambda z: torch.cat(z) if ordered else torch.cat(z)[back]  # noqa: E731
         join = lambda k: None if parts[0][k] is None else cat([o[k] for o in parts])  # noqa: E731
-        return join(slice(None)) if torch.is_tensor(parts[0]) else tuple(map(join, range(len(parts[0]))))
+        if torch.is_tensor(parts[0]):
+            return join(slice(None))
+        return tuple(map(join, range(len(parts[0]))))
 
     def __call__(self, s, x, net):
         if x.shape[-1] == 0:  # searched without an input: the cell sees zeros
@@ -75,8 +77,8 @@ class CellMap:
         """Closed form ``dF/ds [P, S, S]`` and ``dF/dx [P, S, I]`` (None unless ``inputs``) at
         s [P, S] under x [P, I] for networks net [P]."""
         xin = s.new_zeros(len(s), self.spec.n_in) if x.shape[-1] == 0 else x.to(s.dtype)
-        J, Jx = self._per_network(lambda p, s, x: cell_jacobians.jacobians(self.spec, p, s, x, inputs),
-                                  s.dtype, net, s, xin)
+        jac = lambda p, s, x: cell_jacobians.jacobians(self.spec, p, s, x, inputs)  # noqa: E731
+        J, Jx = self._per_network(jac, s.dtype, net, s, xin)
         return J, (Jx[..., :x.shape[-1]] if inputs else None)
 
 

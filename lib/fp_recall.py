@@ -106,7 +106,8 @@ def reference_config(config: FixedPointConfig = FixedPointConfig()) -> FixedPoin
     twice the polish and twice its patience, up to three rounds of
     midpoint and neighbour starts."""
     return replace(config, n_init=4 * config.n_init, adam_iters=5 * config.adam_iters,
-                   newton_iters=2 * config.newton_iters, stall_iters=2 * config.stall_iters, tol_adam=min(config.tol_adam, 1e-10),
+                   newton_iters=2 * config.newton_iters, stall_iters=2 * config.stall_iters,
+                   tol_adam=min(config.tol_adam, 1e-10),
                    midpoint_rounds=3, max_midpoints=4 * config.max_midpoints)
 
 

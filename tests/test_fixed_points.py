@@ -355,7 +355,8 @@ def test_neighbour_starts_step_along_the_slowest_modes():
     """F(s) = diag(0.9, 0.5, 0.2) s: the slowest mode of the point 0 is e1, the next e2."""
     A = torch.tensor([0.9, 0.5, 0.2], dtype=torch.float64)
     vis = torch.randn(1, 16, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    res = fp.find(lambda s, x, net: s * A.to(s.dtype), vis, fp.FixedPointConfig(n_init=8, midpoint_rounds=0))
+    cfg = fp.FixedPointConfig(n_init=8, midpoint_rounds=0)
+    res = fp.find(lambda s, x, net: s * A.to(s.dtype), vis, cfg)
     assert len(res) == 1
     s, x = fp.neighbours(res, np.array([0]), modes=2, steps=(0.1, 0.3), radius=2.0)
     assert x.shape == (8, 0)
@@ -395,7 +396,8 @@ def test_cell_map_on_rows_of_networks_in_any_order_and_on_none():
         one = fp.CellMap(spec, models.select(params, [i]))
         Ji, Jxi = one.jacobians(s[r:r + 1], x[r:r + 1], torch.tensor([0]))
         assert torch.allclose(J[r], Ji[0]) and torch.allclose(Jx[r], Jxi[0])
-        assert torch.allclose(F(s[:, None], x[:, None], net)[r], one(s[r:r + 1, None], x[r:r + 1, None], torch.tensor([0]))[0])
+        alone = one(s[r:r + 1, None], x[r:r + 1, None], torch.tensor([0]))[0]
+        assert torch.allclose(F(s[:, None], x[:, None], net)[r], alone)
     J0, Jx0 = F.jacobians(s[:0], x[:0], net[:0])
     assert J0.shape == (0, 8, 8) and Jx0.shape == (0, 8, 2)
 
