@@ -66,21 +66,25 @@ def adam(F, s0, x, net, *, iters: int, lr: float, tol_q: float, up: float = 1 / 
             q = q.detach()
             s = s.detach()
             done = active & ((q < tol_q) | (rate < lr_min) | ~torch.isfinite(q))
-            _write(out_s, out_q, out_it, idx, s, q, t - 1, done | (active & (t == iters)))
-            active &= ~done
-            if not active.any():
-                break
+            finish = done | active if t == iters else done
+            if finish.any():
+                _write(out_s, out_q, out_it, idx, s, q, t - 1, finish)
+                active &= ~done
+                if not active.any():
+                    break
             rate = torch.where(q < q_prev, rate * up, torch.where(q > q_prev, rate * down, rate))
             rate = rate.clamp(max=lr_max)
             q_prev = q
             gn = g.norm(dim=-1).clamp_min(1e-30)
-            log_g = torch.where(torch.tensor(t == 1), gn.log(), 0.9 * log_g + 0.1 * gn.log())
+            log_g = gn.log() if t == 1 else 0.9 * log_g + 0.1 * gn.log()
             g = g * (2 * log_g.exp() / gn).clamp(max=1.0)[..., None]
-            a = active[..., None]
-            m = torch.where(a, b1 * m + (1 - b1) * g, m)
-            v = torch.where(a, b2 * v + (1 - b2) * g * g, v)
-            upd = rate[..., None] * (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + eps)
-            s = torch.where(a, s - upd, s)
+            m_new, v_new = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+            upd = rate[..., None] * (m_new / (1 - b1 ** t)) / ((v_new / (1 - b2 ** t)).sqrt() + eps)
+            if active.all():  # no point to hold still (the usual case before compaction)
+                m, v, s = m_new, v_new, s - upd
+            else:
+                a = active[..., None]
+                m, v, s = torch.where(a, m_new, m), torch.where(a, v_new, v), torch.where(a, s - upd, s)
             if active.sum() * 2 < active.numel() and active.shape[1] > 1:
                 keep = _front(active)
                 s, m, v, rate, log_g, q_prev, idx, active = (
@@ -175,7 +179,7 @@ def _leaders(s: torch.Tensor, tol: float) -> torch.Tensor:
 
 
 def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
-           absorb: "Absorb | None" = None, stall: int = 0, chunk: int = 512):
+           absorb: "Absorb | None" = None, stall: int = 0, chunk: int = 256):
     """Levenberg-Marquardt on F(s) - s = 0 for candidates s [P, S] (float64), one row each.
 
     Solves ``(A^T A + mu I) d = -A^T r`` with ``A = J - I``, ``r = F(s) - s``; a step is taken
@@ -199,7 +203,8 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
     into (its s and q are that row's), -1 where it was not.
     """
     with torch.no_grad():
-        q = q_of(F, s[:, None], x[:, None], net)[:, 0]
+        f = F(s[:, None], x[:, None], net)[:, 0]  # F(s) of every row, kept up to date
+    q = 0.5 * (f - s).pow(2).sum(-1)
     mu = torch.full_like(q, mu0)
     its = torch.zeros(len(q), dtype=torch.long)
     into = torch.full((len(q),), -1, dtype=torch.long)
@@ -215,7 +220,7 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
         if len(act) == 0:
             break
         for rows in act.split(chunk):  # blocks that stay in cache: [P, S, S] per step
-            _lm_step(F, s, x, net, q, mu, rows, eye)
+            _lm_step(F, s, f, x, net, q, mu, rows, eye)
         its[act] += 1
         if absorb is not None:
             absorb.step(s, q, into, act)
@@ -226,18 +231,21 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
     return s, q, its, into
 
 
-def _lm_step(F, s, x, net, q, mu, rows, eye):
-    """One Levenberg-Marquardt step of the rows [K] of s, q and mu (updated in place)."""
+def _lm_step(F, s, f, x, net, q, mu, rows, eye):
+    """One Levenberg-Marquardt step of the rows [K] of s, F(s) f, q and mu (in place)."""
     sa, xa, na = s[rows], x[rows], net[rows]
     A = jacobians(F, sa, xa, na) - eye
     with torch.no_grad():
-        r = F(sa[:, None], xa[:, None], na)[:, 0] - sa
+        r = f[rows] - sa
         At = A.transpose(-1, -2)
-        d = _spd_solve(At @ A + mu[rows, None, None] * eye, -(At @ r[..., None]))[..., 0]
+        d = _spd_solve(torch.baddbmm(mu[rows, None, None] * eye, At, A),
+                       -(At @ r[..., None]))[..., 0]
         s_new = sa + d
-        q_new = q_of(F, s_new[:, None], xa[:, None], na)[:, 0]
+        f_new = F(s_new[:, None], xa[:, None], na)[:, 0]
+        q_new = 0.5 * (f_new - s_new).pow(2).sum(-1)
     better = q_new < q[rows]  # NaN (overflow) compares False: the old point stays
     s[rows] = torch.where(better[:, None], s_new, sa)
+    f[rows] = torch.where(better[:, None], f_new, f[rows])
     q[rows] = torch.where(better, q_new, q[rows])
     mu[rows] = torch.where(better, mu[rows] / 10, mu[rows] * 10).clamp(min=1e-14)
 
@@ -274,11 +282,10 @@ class Absorb:
         kept = self.kept.nonzero()[:, 0]
         if len(rows) == 0 or len(kept) == 0:
             return
-        d = torch.cdist(s[rows], s[kept])
-        d[self.system[rows][:, None] != self.system[kept][None]] = math.inf
-        best, j = d.min(1)
+        best, j = nearest(s[rows], self.system[rows], s[kept], self.system[kept])
         hit = best < self.tol
         into[rows[hit]] = kept[j[hit]]
+
 
     @staticmethod
     def resolve(into: torch.Tensor) -> torch.Tensor:
@@ -289,6 +296,39 @@ class Absorb:
             if not step.any():
                 return into
             into = torch.where(step, nxt, into)
+
+
+def nearest(a: torch.Tensor, sys_a: torch.Tensor, b: torch.Tensor, sys_b: torch.Tensor,
+            dense: int = 1 << 20):
+    """Distance [A] from each point of a [A, S] to its nearest point of b [B, S] in the same
+    system, and that point's index [A] (inf and 0 where its system has none in b).
+
+    One masked distance matrix while A x B is at most ``dense`` entries; beyond, one matrix
+    per system (a population's points are spread over many systems, so the work follows
+    the pairs that can match, not all pairs).
+    """
+    best = torch.full((len(a),), math.inf, dtype=a.dtype)
+    idx = torch.zeros(len(a), dtype=torch.long)
+    if len(a) == 0 or len(b) == 0:
+        return best, idx
+    if len(a) * len(b) <= dense:
+        d = torch.cdist(a, b)
+        d[sys_a[:, None] != sys_b[None]] = math.inf
+        return d.min(1)
+    ob = torch.argsort(sys_b, stable=True)
+    ids, counts = torch.unique_consecutive(sys_b[ob], return_counts=True)
+    first = (counts.cumsum(0) - counts).tolist()
+    counts = counts.tolist()
+    slot = torch.searchsorted(ids, sys_a).clamp(max=len(ids) - 1)  # a's system among b's
+    oa = torch.argsort(slot, stable=True)
+    oa = oa[(ids[slot] == sys_a)[oa]]
+    start = 0
+    for k, n in zip(*[t.tolist() for t in torch.unique_consecutive(slot[oa], return_counts=True)]):
+        ra, rb = oa[start:start + n], ob[first[k]:first[k] + counts[k]]
+        dk, jk = torch.cdist(a[ra], b[rb]).min(1)
+        best[ra], idx[ra] = dk, rb[jk]
+        start += n
+    return best, idx
 
 
 def _spd_solve(M: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

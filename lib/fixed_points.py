@@ -200,7 +200,7 @@ def find(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None,
         more = round_starts(res, N, radius.numpy(), config, since, config.seed + r)
         if more is None:
             break
-        new = search(F, ref, more[0], more[1], config, known=res)
+        new = search(F, ref, more[0], more[1], config, known=res, net=more[2])
         since = len(res)
         res = union(res, new, config.tol_unique)
         if len(res) == since:
@@ -208,27 +208,30 @@ def find(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None,
     return res
 
 
-def search(F, ref, s0, x, config: FixedPointConfig, known: FixedPoints | None = None) -> FixedPoints:
-    """One search from starts s0 [N, B, S] under inputs x [N, B, I] (no midpoint rounds).
+def search(F, ref, s0, x, config: FixedPointConfig, known: FixedPoints | None = None,
+           net=None) -> FixedPoints:
+    """One search from starts s0 [R, B, S] under inputs x [R, B, I] (no midpoint rounds).
 
-    ``ref`` [N, V, S] float64 visited states (outlier scale); ``known``: points found before
-    (of the same networks); a candidate that the polish brings near one of them stops there,
-    and the points that repeat a known one are not decomposed (NaN eigen data; :func:`union`
-    drops them).
+    Row r holds B starts of network ``net[r]`` (net [R]; default ``arange(R)``: one row per
+    network). ``ref`` [N, V, S] float64 visited states (outlier scale); ``known``: points
+    found before (of the same networks); a candidate that the polish brings near one of them
+    stops there, and the points that repeat a known one are not decomposed (NaN eigen data;
+    :func:`union` drops them).
     """
-    N, B, S = s0.shape
-    net = torch.arange(N)
+    R, B, S = s0.shape
+    net = torch.arange(R) if net is None else torch.as_tensor(net)
+    N = len(ref)
     s, q, it = solver.adam(F, s0.float(), x.float(), net, iters=config.adam_iters,
                            lr=config.lr, tol_q=config.tol_adam)
-    flat = lambda z: z.reshape(N * B, *z.shape[2:])  # noqa: E731
+    flat = lambda z: z.reshape(R * B, *z.shape[2:])  # noqa: E731
     s, q, it, xs = flat(s).double(), flat(q).double(), flat(it), flat(x)
     nets = net.repeat_interleave(B)
     kpts, kx, knet = _known(known, S, x.shape[-1])
     sys = _system_ids(torch.cat([nets, knet]), torch.cat([xs, kx]))
-    sys, ksys = sys[:N * B], sys[N * B:]
+    sys, ksys = sys[:R * B], sys[R * B:]
     cand = torch.isfinite(q) & (q <= config.tol_candidate)
     rep = solver.merge(s, q, cand, sys, config.tol_merge)
-    c = (rep == torch.arange(N * B)).nonzero()[:, 0]  # the candidates, one per merged group
+    c = (rep == torch.arange(R * B)).nonzero()[:, 0]  # the candidates, one per merged group
     cs, cq, cits = s[c].clone(), q[c], torch.zeros(len(c), dtype=torch.long)
     if config.newton_iters:
         cs, cq, cits = _polish(F, cs, xs[c], nets[c], sys[c], (kpts, kx, knet, ksys), config)
@@ -237,11 +240,11 @@ def search(F, ref, s0, x, config: FixedPointConfig, known: FixedPoints | None = 
     rep2 = solver.merge(cs, cq, ok, sys[c], config.tol_unique)
     keep = (rep2 == torch.arange(len(c))).nonzero()[:, 0]
     # start -> candidate -> unique point
-    cand_of = torch.full((N * B,), -1, dtype=torch.long)
+    cand_of = torch.full((R * B,), -1, dtype=torch.long)
     cand_of[c] = torch.arange(len(c))
     final_of_cand = torch.full((len(c),), -1, dtype=torch.long)
     final_of_cand[keep] = torch.arange(len(keep))
-    point = torch.full((N * B,), -1, dtype=torch.long)
+    point = torch.full((R * B,), -1, dtype=torch.long)
     has = rep >= 0
     r2 = rep2[cand_of[rep[has]]]
     point[has] = torch.where(r2 >= 0, final_of_cand[r2.clamp(min=0)], -1)
@@ -252,8 +255,11 @@ def search(F, ref, s0, x, config: FixedPointConfig, known: FixedPoints | None = 
                   start_iters=(it + torch.where(cand_of >= 0, cits[cand_of.clamp(min=0)], 0)
                                if len(c) else it).numpy())
     old = _near(cs[keep], sys[c][keep], kpts, ksys, config.tol_unique)  # union drops them
+    inputs = torch.zeros(N, x.shape[-1], dtype=torch.float64)
+    has, first = np.unique(net.numpy(), return_index=True)
+    inputs[torch.as_tensor(has)] = x[torch.as_tensor(first), 0].double()  # each network's first start
     return classify(cs[keep], nets[c][keep], cq[keep], J, Jx, xs[c][keep].double(), config,
-                    record, network_inputs=x[:, 0].double(), decompose=~old)
+                    record, network_inputs=inputs, decompose=~old)
 
 
 def round_starts(fps: FixedPoints, n_nets: int, radius, config: FixedPointConfig, since: int = 0,
@@ -265,8 +271,8 @@ def round_starts(fps: FixedPoints, n_nets: int, radius, config: FixedPointConfig
 
     radius : [N] the visited states' RMS radius per network (scale of the neighbour steps).
 
-    Returns (starts [N, B, S], inputs [N, B, I]), cycled to a common B; None when no network
-    has a start.
+    Returns (starts [R, B, S], inputs [R, B, I], net [R]) in rows of at most ``ROW`` starts
+    of one network (:func:`_rows`); None when no network has a start.
     """
     rng = np.random.default_rng(seed)
     iso = isolated(fps, fixed_only=False)
@@ -280,7 +286,7 @@ def round_starts(fps: FixedPoints, n_nets: int, radius, config: FixedPointConfig
             if n > config.max_midpoints else np.arange(n)  # noqa: E731
         k1, k2 = pick(len(s1)), pick(len(s2))
         per.append((np.concatenate([s1[k1], s2[k2]]), np.concatenate([x1[k1], x2[k2]])))
-    return _pad(per, fps, n_nets)
+    return _rows(per)
 
 
 def midpoint_pairs(fps: FixedPoints, m, since: int = 0):
@@ -310,22 +316,26 @@ def neighbours(fps: FixedPoints, m, modes: int, steps, radius: float):
     return s, x
 
 
-def _pad(per, fps: FixedPoints, n_nets: int):
-    """Per-network (starts [B_i, S], inputs [B_i, I]) cycled to the largest B -> tensors
-    [N, B, S], [N, B, I]; None when every B_i is 0."""
-    width = max(len(p[0]) for p in per)
+ROW = 64  # starts per row of a further round: rows of one network each, so a network with
+# few starts costs few rows (never the width of the network with the most)
+
+
+def _rows(per):
+    """Per-network (starts [B_i, S], inputs [B_i, I]) -> rows of ``ROW`` (or the largest B_i,
+    if smaller) starts of one network: starts [R, B, S], inputs [R, B, I], net [R]; a
+    network's last row is filled up by cycling its own starts (repeats merge away). None when
+    every B_i is 0."""
+    width = min(ROW, max(len(p[0]) for p in per))
     if width == 0:
         return None
-    S, I = fps.points.shape[1], fps.inputs.shape[1]
-    s = np.zeros((n_nets, width, S))
-    x = np.broadcast_to(fps.inputs[:, None], (n_nets, width, I)).copy()
+    s, x, net = [], [], []
     for i, (p, xi) in enumerate(per):
-        if len(p):
-            s[i], x[i] = np.resize(p, (width, S)), np.resize(xi, (width, I))
-        else:  # nothing to start from: restart from its own first starts (they merge away)
-            own = fps.start_states[fps.start_net == i]
-            s[i] = np.resize(own, (width, S))
-    return torch.as_tensor(s), torch.as_tensor(x)
+        rows = -(-len(p) // width)
+        s.append(np.resize(p, (rows * width, p.shape[1])).reshape(rows, width, p.shape[1]))
+        x.append(np.resize(xi, (rows * width, xi.shape[1])).reshape(rows, width, xi.shape[1]))
+        net += [i] * rows
+    return (torch.as_tensor(np.concatenate(s)), torch.as_tensor(np.concatenate(x)),
+            torch.as_tensor(net, dtype=torch.long))
 
 
 def union(a: FixedPoints, b: FixedPoints, tol: float) -> FixedPoints:
@@ -381,11 +391,7 @@ def _polish(F, s, x, net, system, known, config: FixedPointConfig):
 
 def _near(pts, system, known, known_system, tol: float) -> torch.Tensor:
     """[M] bool: points [M, S] within tol of a known point [A, S] of their system."""
-    if len(pts) == 0 or len(known) == 0:
-        return torch.zeros(len(pts), dtype=torch.bool)
-    d = torch.cdist(pts, known)
-    d[system[:, None] != known_system[None]] = torch.inf
-    return d.amin(1) < tol
+    return solver.nearest(pts, system, known, known_system)[0] < tol
 
 
 def _known(fps: FixedPoints | None, S: int, I: int):

@@ -36,13 +36,15 @@ class CellMap:
             self._cast[dtype] = {k: v.to(dtype) for k, v in self.params.items()}
         return self._cast[dtype]
 
-    def _per_network(self, fn, dtype, net, *rows):
+    def _per_network(self, fn, dtype, net, *rows, flatten: bool = False):
         """``fn(params, *rows)`` with params [R, ...] the weights of each row's network.
 
         Rows are grouped by network and each group sees its network's weights expanded to
         its rows (a view, never a copy: gathering [R, H, G] weights per row costs more than
-        the step itself). Outputs (a tensor or a tuple of tensors or None) come back in the
-        order of the rows.
+        the step itself). With ``flatten`` (rows [c, B, ...] of points that evolve apart),
+        a group's c rows become one row of c x B points under its network's weights [1, ...],
+        so each network costs one matrix product, not c small ones. Outputs (a tensor or a
+        tuple of tensors or None) come back in the order of the rows.
         """
         p = self._weights(dtype)
         n = p["W"].shape[0]
@@ -56,8 +58,14 @@ class CellMap:
         for i, c in enumerate(torch.bincount(net, minlength=n).tolist()):
             if c:
                 idx = slice(start, start + c) if ordered else order[start:start + c]
-                parts.append(fn({k: v[i:i + 1].expand(c, *v.shape[1:]) for k, v in p.items()},
-                                *(r[idx] for r in rows)))
+                group = [r[idx] for r in rows]
+                if flatten:
+                    out = fn({k: v[i:i + 1] for k, v in p.items()},
+                             *(g.reshape(1, -1, g.shape[-1]) for g in group))
+                    parts.append(out.reshape(*group[0].shape[:2], out.shape[-1]))
+                else:
+                    parts.append(fn({k: v[i:i + 1].expand(c, *v.shape[1:]) for k, v in p.items()},
+                                    *group))
                 start += c
         back = torch.empty_like(order)
         back[order] = torch.arange(len(order))
@@ -71,7 +79,7 @@ class CellMap:
         if x.shape[-1] == 0:  # searched without an input: the cell sees zeros
             x = s.new_zeros(*s.shape[:2], self.spec.n_in)
         step = lambda p, s, x: models.step(self.spec, p, s, x)  # noqa: E731
-        return self._per_network(step, s.dtype, net, s, x.to(s.dtype))
+        return self._per_network(step, s.dtype, net, s, x.to(s.dtype), flatten=True)
 
     def jacobians(self, s, x, net, inputs: bool = True):
         """Closed form ``dF/ds [P, S, S]`` and ``dF/dx [P, S, I]`` (None unless ``inputs``) at

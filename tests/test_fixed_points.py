@@ -305,6 +305,20 @@ def test_merge_equals_sequential_greedy():
     assert (rep[~valid] == -1).all() and 0 < (rep == torch.arange(180)).sum() < valid.sum()
 
 
+def test_nearest_in_the_same_system_per_system_equals_one_masked_matrix():
+    g = torch.Generator().manual_seed(4)
+    a, b = (torch.randn(n, 3, generator=g, dtype=torch.float64) for n in (300, 200))
+    sa, sb = torch.randint(6, (300,), generator=g), torch.randint(5, (200,), generator=g)
+    dense, i_dense = solver.nearest(a, sa, b, sb)
+    per, i_per = solver.nearest(a, sa, b, sb, dense=0)
+    brute = torch.tensor([min([float(torch.dist(a[i], b[j])) for j in range(200) if sb[j] == sa[i]],
+                              default=np.inf) for i in range(300)], dtype=torch.float64)
+    for d, i in ((dense, i_dense), (per, i_per)):
+        np.testing.assert_allclose(d, brute, rtol=1e-10)
+        has = torch.isfinite(brute)
+        assert (sb[i[has]] == sa[has]).all() and (~has).sum() > 0  # system 5 has no b points
+
+
 def test_recall_counts_hits_and_extras():
     spec, params, pts, _ = fp_recall.known_network(16, 2, seed=2)
     config = fp.FixedPointConfig(n_init=64, midpoint_rounds=2)
