@@ -20,6 +20,7 @@ import math
 import torch
 
 STALL_FACTOR = 10.0  # polish: a row whose q fell less than this over `stall` iterations stops
+CONTRACTION = 0.1  # absorb: a step that shrank the distance to a kept point at least this much
 
 
 def q_of(F, s: torch.Tensor, x: torch.Tensor, net: torch.Tensor) -> torch.Tensor:
@@ -219,11 +220,12 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
         act = ((q > q_done) & (mu < 1e6) & (into < 0)).nonzero()[:, 0]
         if len(act) == 0:
             break
+        before = s[act]
         for rows in act.split(chunk):  # blocks that stay in cache: [P, S, S] per step
             _lm_step(F, s, f, x, net, q, mu, rows, eye)
         its[act] += 1
         if absorb is not None:
-            absorb.step(s, q, into, act)
+            absorb.step(s, q, into, act, before)
     if absorb is not None:
         into = absorb.resolve(into)
         hit = into >= 0
@@ -255,21 +257,29 @@ class Absorb:
 
     system : [P] system of every row; frozen : [P] bool, rows that are known points (never
     iterated, they only absorb); tol : distance; q_settled : a row with q <= q_settled is
-    settled. After every iteration a row that moved (settled or not) and lies within tol of
-    a kept point of its system (a frozen row or an earlier settled row that was kept) stops
-    there; the rows that settled in this iteration and stopped nowhere are merged by the rule
-    of :func:`merge` and their representatives kept. Each absorbed row records the row it
-    joined, so the cost per iteration is (rows that moved) x (kept points), never all pairs.
+    settled; reach : optional [P] distances. After every iteration a row that moved (settled
+    or not) stops at a kept point of its system (a frozen row or an earlier settled row that
+    was kept) when it lies within tol of it, or within its ``reach`` of it after a step that
+    shrank its distance to it at least ``CONTRACTION``-fold (Newton's quadratic convergence
+    onto that very point: most starts of a further round head for points already known, and
+    the last steps of each would only repeat the point). The rows that settled in this
+    iteration and stopped nowhere are merged by the rule of :func:`merge` and their
+    representatives kept. Each absorbed row records the row it joined, so the cost per
+    iteration is (rows that moved) x (kept points), never all pairs.
     """
 
-    def __init__(self, system: torch.Tensor, frozen: torch.Tensor, tol: float, q_settled: float):
+    def __init__(self, system: torch.Tensor, frozen: torch.Tensor, tol: float, q_settled: float,
+                 reach: torch.Tensor | None = None):
         self.system, self.frozen, self.tol, self.q_settled = system, frozen, tol, q_settled
+        self.reach = reach
         self.kept = frozen.clone()
 
-    def step(self, s, q, into, act):
-        """Update into [P] (-1: free) after an iteration on the rows act [K]."""
-        moved = act[(into[act] < 0) & ~self.kept[act]]
-        self._near_kept(s, into, moved)
+    def step(self, s, q, into, act, before=None):
+        """Update into [P] (-1: free) after an iteration on the rows act [K] (``before``
+        [K, S]: where they were before it)."""
+        keep = (into[act] < 0) & ~self.kept[act]
+        moved = act[keep]
+        self._near_kept(s, into, moved, None if before is None else before[keep])
         new = moved[(into[moved] < 0) & (q[moved] <= self.q_settled)]
         if len(new):
             rep = new[merge(s[new], q[new], torch.ones(len(new), dtype=torch.bool),
@@ -277,15 +287,17 @@ class Absorb:
             into[new] = torch.where(rep == new, -1, rep)
             self.kept[rep] = True
 
-    def _near_kept(self, s, into, rows):
-        """Rows [K] within tol of a kept point of their system join it."""
+    def _near_kept(self, s, into, rows, before=None):
+        """Rows [K] near a kept point of their system join it (``before`` [K, S])."""
         kept = self.kept.nonzero()[:, 0]
         if len(rows) == 0 or len(kept) == 0:
             return
         best, j = nearest(s[rows], self.system[rows], s[kept], self.system[kept])
         hit = best < self.tol
+        if self.reach is not None and before is not None:
+            came = (before - s[kept[j]]).norm(dim=-1)
+            hit |= (best < self.reach[rows]) & (best <= CONTRACTION * came)
         into[rows[hit]] = kept[j[hit]]
-
 
     @staticmethod
     def resolve(into: torch.Tensor) -> torch.Tensor:

@@ -70,6 +70,9 @@ class FixedPointConfig:
     tol_merge : before the polish, converged points closer than this are merged; during it,
         settled candidates closer than this are merged and moving ones this close to a
         settled or known point stop there.
+    tol_reach : a moving candidate also stops at a settled or known point within this many
+        visited RMS radii of it after a step that shrank its distance to the point tenfold
+        (it is converging onto that point; 0: never).
     outlier_scale : a point farther from the centroid of its network's visited states than
         this many times their mean distance to it is an outlier.
     tol_unstable : a mode is unstable when ``|lambda| > 1 + tol_unstable``.
@@ -103,6 +106,7 @@ class FixedPointConfig:
     tol_keep: float | None = None
     tol_unique: float = 1e-3
     tol_merge: float = 1e-3
+    tol_reach: float = 0.01
     outlier_scale: float = 10.0
     tol_unstable: float = 1e-6
     midpoint_rounds: int = 2
@@ -133,6 +137,7 @@ _FP_RULES = {
     "newton_iters": Int(0, 10_000), "stall_iters": Int(0, 10_000), "tol_fixed": _POSITIVE,
     "tol_slow": _POSITIVE,
     "tol_unique": Real(0.0, 10.0, low_open=True), "tol_merge": Real(0.0, 10.0, low_open=True),
+    "tol_reach": Real(0.0, 10.0),
     "outlier_scale": Real(0.0, 1e6, low_open=True), "tol_unstable": Real(0.0, 1.0, high_open=True),
     "midpoint_rounds": Int(0, 100), "max_midpoints": Int(1, 1_000_000),
     "neighbour_modes": Int(0, 100_000), "seed": Int(0, MAX_SEED)}
@@ -194,7 +199,7 @@ def find(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None,
     # Saddles lie between the points they connect, where trials pass only briefly, and points
     # of a cluster along slow modes next to each other: search again from the midpoints of
     # every two points found and from their neighbours, until a round adds nothing.
-    radius = ref.var(1).sum(-1).sqrt() if ref.shape[1] > 1 else torch.ones(N, dtype=ref.dtype)
+    radius = _radius(ref)
     since = 0  # points new in the last round (union appends them)
     for r in range(config.midpoint_rounds):
         more = round_starts(res, N, radius.numpy(), config, since, config.seed + r)
@@ -234,7 +239,8 @@ def search(F, ref, s0, x, config: FixedPointConfig, known: FixedPoints | None = 
     c = (rep == torch.arange(R * B)).nonzero()[:, 0]  # the candidates, one per merged group
     cs, cq, cits = s[c].clone(), q[c], torch.zeros(len(c), dtype=torch.long)
     if config.newton_iters:
-        cs, cq, cits = _polish(F, cs, xs[c], nets[c], sys[c], (kpts, kx, knet, ksys), config)
+        reach = config.tol_reach * _radius(ref)
+        cs, cq, cits = _polish(F, cs, xs[c], nets[c], sys[c], (kpts, kx, knet, ksys), reach, config)
     ok = torch.isfinite(cq) & (cq <= config.tol_slow)
     ok &= ~solver.outliers(cs, nets[c], ref, config.outlier_scale)
     rep2 = solver.merge(cs, cq, ok, sys[c], config.tol_unique)
@@ -373,16 +379,18 @@ def _per_start(inputs, N: int, B: int) -> torch.Tensor:
     return x.expand(N, B, x.shape[-1]).contiguous()
 
 
-def _polish(F, s, x, net, system, known, config: FixedPointConfig):
+def _polish(F, s, x, net, system, known, reach, config: FixedPointConfig):
     """Levenberg-Marquardt polish of candidates s [P, S] (x [P, I], net [P], system [P]),
-    the known points (points [A, S], x [A, I], net [A], system [A]) as absorbers.
+    the known points (points [A, S], x [A, I], net [A], system [A]) as absorbers, within
+    ``reach`` [N] of a point after a contracting step (:class:`lib.fixed_point_solver.Absorb`).
 
     Returns s [P, S], q [P], iterations [P].
     """
     kpts, kx, knet, ksys = known
     P = len(s)
     frozen = torch.cat([torch.zeros(P, dtype=torch.bool), torch.ones(len(kpts), dtype=torch.bool)])
-    absorb = solver.Absorb(torch.cat([system, ksys]), frozen, config.tol_merge, config.tol_slow)
+    absorb = solver.Absorb(torch.cat([system, ksys]), frozen, config.tol_merge, config.tol_slow,
+                           reach=reach[torch.cat([net, knet])])
     s, q, its, _ = solver.polish(F, torch.cat([s, kpts]), torch.cat([x, kx]),
                                  torch.cat([net, knet]), config.newton_iters, absorb=absorb,
                                  stall=config.stall_iters)
@@ -407,6 +415,12 @@ def _system_ids(net: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """System id [P] of every point (net [P], x [P, I]): one per distinct (network, input)."""
     key = torch.cat([net[:, None].to(x.dtype), x], -1)
     return torch.unique(key, dim=0, return_inverse=True)[1]
+
+
+def _radius(ref: torch.Tensor) -> torch.Tensor:
+    """[N] RMS radius of the visited states ref [N, V, S] (the square root of their total
+    variance; 1 for a network with a single visited state)."""
+    return ref.var(1).sum(-1).sqrt() if ref.shape[1] > 1 else torch.ones(len(ref), dtype=ref.dtype)
 
 
 def initial_states(ref: torch.Tensor, config: FixedPointConfig) -> torch.Tensor:

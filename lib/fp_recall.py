@@ -104,10 +104,10 @@ def recall(found: FixedPoints, ref_points, ref_net, tol: float = 1e-3, mask=None
 def reference_config(config: FixedPointConfig = FixedPointConfig()) -> FixedPointConfig:
     """A deliberately exhaustive version of ``config``: 4x the starts, 5x the Adam budget,
     twice the polish and twice its patience, up to three rounds of
-    midpoint and neighbour starts."""
+    midpoint and neighbour starts, no shortcut onto known points (tol_reach 0)."""
     return replace(config, n_init=4 * config.n_init, adam_iters=5 * config.adam_iters,
                    newton_iters=2 * config.newton_iters, stall_iters=2 * config.stall_iters,
-                   tol_adam=min(config.tol_adam, 1e-10),
+                   tol_adam=min(config.tol_adam, 1e-10), tol_reach=0.0,
                    midpoint_rounds=3, max_midpoints=4 * config.max_midpoints)
 
 

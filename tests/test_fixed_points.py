@@ -319,6 +319,25 @@ def test_nearest_in_the_same_system_per_system_equals_one_masked_matrix():
         assert (sb[i[has]] == sa[has]).all() and (~has).sum() > 0  # system 5 has no b points
 
 
+def test_absorb_within_reach_only_after_a_contracting_step():
+    """Row 0 is known (frozen) at the origin; rows 1-3 end 0.005 from it (outside tol 1e-3,
+    inside reach 0.01): row 1 came from 0.1 (a twentyfold contraction: absorbed), row 2 from
+    0.02 (only fourfold: goes on), row 3 of another system (never)."""
+    s = torch.tensor([[0.0, 0.0], [0.005, 0.0], [0.0, 0.005], [0.005, 0.0]], dtype=torch.float64)
+    before = torch.tensor([[0.1, 0.0], [0.0, 0.02], [0.1, 0.0]], dtype=torch.float64)
+    system = torch.tensor([0, 0, 0, 1])
+    frozen = torch.tensor([True, False, False, False])
+    q = torch.full((4,), 1e-4, dtype=torch.float64)  # none settled
+    into = torch.full((4,), -1, dtype=torch.long)
+    absorb = solver.Absorb(system, frozen, tol=1e-3, q_settled=1e-8,
+                           reach=torch.full((4,), 0.01, dtype=torch.float64))
+    absorb.step(s, q, into, torch.tensor([1, 2, 3]), before)
+    assert into.tolist() == [-1, 0, -1, -1]
+    into[:] = -1
+    solver.Absorb(system, frozen, 1e-3, 1e-8).step(s, q, into, torch.tensor([1, 2, 3]), before)
+    assert into.tolist() == [-1, -1, -1, -1]  # without reach: tol alone
+
+
 def test_recall_counts_hits_and_extras():
     spec, params, pts, _ = fp_recall.known_network(16, 2, seed=2)
     config = fp.FixedPointConfig(n_init=64, midpoint_rounds=2)
