@@ -180,7 +180,7 @@ def _leaders(s: torch.Tensor, tol: float) -> torch.Tensor:
 
 
 def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
-           absorb: "Absorb | None" = None, stall: int = 0, chunk: int = 256):
+           absorb: "Absorb | None" = None, stall: int = 0, chunk: int = 128):
     """Levenberg-Marquardt on F(s) - s = 0 for candidates s [P, S] (float64), one row each.
 
     Solves ``(A^T A + mu I) d = -A^T r`` with ``A = J - I``, ``r = F(s) - s``; a step is taken

@@ -262,8 +262,8 @@ def search(F, ref, s0, x, config: FixedPointConfig, known: FixedPoints | None = 
                                if len(c) else it).numpy())
     old = _near(cs[keep], sys[c][keep], kpts, ksys, config.tol_unique)  # union drops them
     inputs = torch.zeros(N, x.shape[-1], dtype=torch.float64)
-    has, first = np.unique(net.numpy(), return_index=True)
-    inputs[torch.as_tensor(has)] = x[torch.as_tensor(first), 0].double()  # each network's first start
+    owners, first = (torch.as_tensor(a) for a in np.unique(net.numpy(), return_index=True))
+    inputs[owners] = x[first, 0].double()  # the input of each network's first start
     return classify(cs[keep], nets[c][keep], cq[keep], J, Jx, xs[c][keep].double(), config,
                     record, network_inputs=inputs, decompose=~old)
 
