@@ -188,7 +188,8 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
     worse than it started and a singular A (line attractor) stays stable. Only points with
     ``q > q_done`` and an unsaturated mu are worked on. With ``absorb``, a point still on its
     way stops as soon as it comes within ``absorb.tol`` of a settled point of its system (or
-    of a frozen row: a point already known), so the work follows the distinct points. With
+    of a frozen row: a point already known), or within ``absorb.reach`` of one after a step
+    that converged onto it, so the work follows the distinct points. With
     ``stall`` > 0, a point whose q fell less than ``STALL_FACTOR``-fold over the last ``stall``
     iterations stops: it creeps through a slow region (Newton converges far faster near an
     isolated zero), and most starts far from any zero end that way. Rows are stepped in

@@ -13,7 +13,8 @@ of ``q(s) = 1/2 |F(s, x*) - s|^2``. The search (:func:`find`):
    ``tol_candidate`` (true fixed points reach q ~ 1e-30; closed-form Jacobians where the map
    has them); after every step the candidates that have settled (q <= ``tol_slow``) are merged
    at ``tol_merge`` and those within ``tol_merge`` of a settled or already known point stop
-   (:class:`lib.fixed_point_solver.Absorb`); then outliers and points with ``q > tol_slow``
+   (or within ``tol_reach`` radii of one after a step that shrank their distance to it
+   tenfold; :class:`lib.fixed_point_solver.Absorb`); then outliers and points with ``q > tol_slow``
    are dropped and the rest deduplicated at ``tol_unique``;
 5. Jacobians ``dF/ds`` and input Jacobians ``dF/dx`` of the unique points in one batched
    call, eigen-decomposition (right and left eigenvectors) and the number of unstable modes
