@@ -221,7 +221,7 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
         act = ((q > q_done) & (mu < 1e6) & (into < 0)).nonzero()[:, 0]
         if len(act) == 0:
             break
-        before = s[act]
+        before = s[act] if absorb is not None else None  # for the reach rule
         for rows in act.split(chunk):  # blocks that stay in cache: [P, S, S] per step
             _lm_step(F, s, f, x, net, q, mu, rows, eye)
         its[act] += 1
