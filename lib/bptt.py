@@ -8,10 +8,13 @@ transpose carries the gradient back into ``h``. Autograd is not used: its bookke
 (zero-filled slice gradients, cat/stack copies) cost more than the arithmetic at these sizes.
 
 Shapes: N networks, B trials, T steps, I inputs, H hidden, O outputs, G = gates x H,
-K = I + 1 + H (rows of a packed matrix). Buffers are network-major ([N, T, B, ...]) and written
-in place: one step is a strided slice (``bmm`` handles it at full speed), and the weight
-gradient of the whole sequence is then one long matmul per network (inner dimension T x B)
-instead of T short ones.
+K = I + 1 + H (rows of a packed matrix). Buffers are written in place. The matmul inputs ``X``
+and gradients ``dZ`` are network-major ([N, T, B, ...]), so the weight gradient of the whole
+sequence is one long matmul per network (inner dimension T x B) instead of T short ones; a
+step's slice of them is a strided matmul operand, which ``bmm`` reads at full speed. The matmul
+*outputs* ``Z`` (and the GRU's ``Zc``) are time-major ([T, N, B, ...]): ``bmm`` into a strided
+slice falls back to one matmul per network on the CPU, which measured 2x slower for a shard
+of 64 networks at hidden 32.
 
 Packed columns: vanilla ``[c | y]``, UGRNN ``[u, c | y]``, LSTM ``[i, f, g, o | y]``. The GRU
 needs ``r * h`` for its candidate, so it has two matrices: ``[u, r | y]`` on ``[x, 1, h]`` and
@@ -40,7 +43,7 @@ def _dphi_(spec: CellSpec, a: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 
 def _dsig_(s: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """sigma'(z) = s (1 - s) from s = sigma(z), written into ``out``."""
-    return out.copy_(s).neg_().add_(1).mul_(s)
+    return torch.neg(s, out=out).add_(1).mul_(s)
 
 
 # ---- packing ------------------------------------------------------------------------------
@@ -71,9 +74,9 @@ def unpack(spec: CellSpec, mats: list[torch.Tensor]) -> dict[str, torch.Tensor]:
     I, H, G = spec.n_in, spec.n_hidden, spec.n_gate
     if spec.arch == "gru":
         A1, Ac = mats
-        rows, out = torch.cat([A1[..., :2 * H], Ac], dim=2), A1[..., 2 * H:]
+        rows, out = torch.cat([A1[..., :2 * H], Ac], dim=2), A1[..., 2 * H:2 * H + spec.n_out]
     else:
-        rows, out = mats[0][..., :G], mats[0][..., G:]
+        rows, out = mats[0][..., :G], mats[0][..., G:G + spec.n_out]
     return {"W": rows[:, I + 1:].contiguous(), "U": rows[:, :I].contiguous(),
             "b": rows[:, I:I + 1].contiguous(), "W_out": out[:, I + 1:].contiguous(),
             "b_out": out[:, I:I + 1].contiguous()}
@@ -95,9 +98,10 @@ class Workspace:
     """Buffers of one shard, allocated once and overwritten at every training step.
 
     ``X`` [N, T + 1, B, K] holds ``[x_t, 1, h_{t-1}]`` (step T: the last state, for the last
-    output); ``Z`` [N, T + 1, B, C] the activated gates of each step and the output of the step
-    before; ``dZ`` the loss gradient with respect to the pre-activations of ``Z``; its output
-    columns (``dY``) are written by the caller before :func:`backward`.
+    output); ``Z`` [T + 1, N, B, C] (time-major) the activated gates of each step and the output
+    of the step before; ``dZ`` [N, T + 1, B, C] the loss gradient with respect to the
+    pre-activations of ``Z``; its output columns (``dY``) are written by the caller before
+    :func:`backward`.
     """
 
     def __init__(self, spec: CellSpec, mats: list[torch.Tensor], batch: int, n_time: int):
@@ -106,10 +110,11 @@ class Workspace:
         self.spec, self.T, self.I, self.H, self.O = spec, n_time, I, H, O
         self.X = torch.zeros(N, n_time + 1, batch, I + 1 + H, **kw)
         self.X[..., I] = 1
-        self.Z = torch.zeros(N, n_time + 1, batch, mats[0].shape[2], **kw)
-        self.y_col = mats[0].shape[2] - O if spec.arch != "gru" else 2 * H
+        self.Z = torch.zeros(n_time + 1, N, batch, mats[0].shape[2], **kw)
+        self.y_col = spec.n_gate if spec.arch != "gru" else 2 * H
         self.dA = [torch.zeros_like(A) for A in mats]
-        self.dZ = torch.zeros_like(self.Z)  # gate columns of step T and y of step 0 stay 0
+        self.dZ = torch.zeros(N, n_time + 1, batch, mats[0].shape[2], **kw)  # gate columns of
+        # step T and y of step 0 stay 0
         self.dh = torch.zeros(N, batch, H, **kw)
         self.tmp = [torch.zeros(N, batch, H, **kw) for _ in range(4)]
         if spec.arch == "lstm":
@@ -118,8 +123,8 @@ class Workspace:
             self.dc = torch.zeros(N, batch, H, **kw)
         if spec.arch == "gru":
             self.XR = self.X[:, :n_time].clone()  # [x_t, 1, r_t * h_{t-1}]
-            self.Zc = torch.zeros(N, n_time, batch, H, **kw)
-            self.dZc = torch.zeros_like(self.Zc)
+            self.Zc = torch.zeros(n_time, N, batch, H, **kw)  # time-major, as Z
+            self.dZc = torch.zeros(N, n_time, batch, H, **kw)
 
     def h(self, t: int) -> torch.Tensor:
         """h_{t-1}: [N, B, H] (a view into X)."""
@@ -127,8 +132,8 @@ class Workspace:
 
     @property
     def outputs(self) -> torch.Tensor:
-        """y_t for t = 0..T-1: [N, T, B, O] (a view into Z)."""
-        return self.Z[:, 1:, :, self.y_col:self.y_col + self.O]
+        """y_t for t = 0..T-1: [T, N, B, O] (a view into Z)."""
+        return self.Z[1:, :, :, self.y_col:self.y_col + self.O]
 
     @property
     def dY(self) -> torch.Tensor:
@@ -150,12 +155,12 @@ def forward(ws: Workspace, mats: list[torch.Tensor]) -> torch.Tensor:
             "lstm": _fwd_lstm}[ws.spec.arch]
     for t in range(ws.T):
         step(ws, mats, t)
-    torch.bmm(ws.X[:, ws.T], mats[0], out=ws.Z[:, ws.T])  # the output of the last step
+    torch.bmm(ws.X[:, ws.T], mats[0], out=ws.Z[ws.T])  # the output of the last step
     return ws.outputs
 
 
 def _fwd_vanilla(ws, mats, t):
-    z = torch.bmm(ws.X[:, t], mats[0], out=ws.Z[:, t])[..., :ws.H]
+    z = torch.bmm(ws.X[:, t], mats[0], out=ws.Z[t])[..., :ws.H]
     h = ws.h(t + 1)  # written directly: a strided copy costs as much as the activation
     if ws.spec.activation == "relu":
         torch.clamp(z, min=0, out=h)
@@ -172,23 +177,23 @@ def _mix(ws, t, u, c):
 
 def _fwd_ugrnn(ws, mats, t):
     H = ws.H
-    z = torch.bmm(ws.X[:, t], mats[0], out=ws.Z[:, t])
+    z = torch.bmm(ws.X[:, t], mats[0], out=ws.Z[t])
     u = z[..., :H].sigmoid_()
     _mix(ws, t, u, _phi_(ws.spec, z[..., H:2 * H]))
 
 
 def _fwd_gru(ws, mats, t):
     H = ws.H
-    z = torch.bmm(ws.X[:, t], mats[0], out=ws.Z[:, t])
+    z = torch.bmm(ws.X[:, t], mats[0], out=ws.Z[t])
     ur = z[..., :2 * H].sigmoid_()
     torch.mul(ur[..., H:], ws.h(t), out=ws.XR[:, t, :, ws.I + 1:])
-    c = _phi_(ws.spec, torch.bmm(ws.XR[:, t], mats[1], out=ws.Zc[:, t]))
+    c = _phi_(ws.spec, torch.bmm(ws.XR[:, t], mats[1], out=ws.Zc[t]))
     _mix(ws, t, ur[..., :H], c)
 
 
 def _fwd_lstm(ws, mats, t):
     H = ws.H
-    z = torch.bmm(ws.X[:, t], mats[0], out=ws.Z[:, t])
+    z = torch.bmm(ws.X[:, t], mats[0], out=ws.Z[t])
     z[..., :2 * H].sigmoid_()
     z[..., 3 * H:4 * H].sigmoid_()
     i, f, g, o = (z[..., k * H:(k + 1) * H] for k in range(4))
@@ -243,27 +248,27 @@ def _bwd_mix(ws, t, u, c, dc_out, du_out):
     torch.sub(ws.h(t), c, out=a)  # h_{t-1} - c
     _dsig_(u, du_out).mul_(a).mul_(dh)
     _dphi_(ws.spec, c, dc_out)
-    a.copy_(u).neg_().add_(1)  # 1 - u
+    torch.neg(u, out=a).add_(1)  # 1 - u
     dc_out.mul_(a).mul_(dh)
     torch.mul(u, dh, out=ws.tmp[3])
 
 
 def _bwd_ugrnn(ws, mats, t):
-    H, z, dz = ws.H, ws.Z[:, t], ws.dZ[:, t]
+    H, z, dz = ws.H, ws.Z[t], ws.dZ[:, t]
     _bwd_mix(ws, t, z[..., :H], z[..., H:2 * H], dz[..., H:2 * H], dz[..., :H])
 
 
 def _bwd_gru(ws, mats, t):
-    H, z, dz, dZc = ws.H, ws.Z[:, t], ws.dZ[:, t], ws.dZc[:, t]
+    H, z, dz, dZc = ws.H, ws.Z[t], ws.dZ[:, t], ws.dZc[:, t]
     u, r = z[..., :H], z[..., H:2 * H]
-    _bwd_mix(ws, t, u, ws.Zc[:, t], dZc, dz[..., :H])
+    _bwd_mix(ws, t, u, ws.Zc[t], dZc, dz[..., :H])
     drh = torch.bmm(dZc, mats[1][:, ws.I + 1:].transpose(1, 2), out=ws.tmp[1])  # d(r h)
     _dsig_(r, dz[..., H:2 * H]).mul_(ws.h(t)).mul_(drh)
     ws.tmp[3].addcmul_(drh, r)
 
 
 def _bwd_lstm(ws, mats, t):
-    H, z, dz, dh, dc = ws.H, ws.Z[:, t], ws.dZ[:, t], ws.dh, ws.dc
+    H, z, dz, dh, dc = ws.H, ws.Z[t], ws.dZ[:, t], ws.dh, ws.dc
     i, f, g, o = (z[..., k * H:(k + 1) * H] for k in range(4))
     di, df, dg, do = (dz[..., k * H:(k + 1) * H] for k in range(4))
     pc, a = ws.PC[:, t], ws.tmp[0]

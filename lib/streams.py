@@ -28,15 +28,16 @@ def shard_batch(task, seeds, step: int, batch: int) -> tuple[np.ndarray, ...]:
 
 def _flipflop(task: tasks.FlipFlop, rngs, batch: int) -> tasks.Trials:
     shape = (batch, task.n_time, task.n_bits)
-    signs = np.array([-1.0, 1.0])
-    pulse, sign = [], []
-    for rng in rngs:  # the draws of FlipFlop.sample, in its order
-        pulse.append(rng.random(shape) < task.p_pulse)
-        sign.append(rng.choice(signs, size=shape))
-    pulse = np.concatenate(pulse)
+    pulse = np.empty((len(rngs) * batch, *shape[1:]), bool)
+    sign = np.empty(pulse.shape, np.float32)
+    for k, rng in enumerate(rngs):  # the draws of FlipFlop.sample, in its order
+        rows = slice(k * batch, (k + 1) * batch)
+        np.less(rng.random(shape), task.p_pulse, out=pulse[rows])
+        sign[rows] = rng.integers(0, 2, size=shape)  # what rng.choice([-1, 1]) draws: the index
     pulse[:, 0] = True
-    inputs = np.where(pulse, np.concatenate(sign), 0.0)
-    return tasks._trials(inputs, _hold(inputs))
+    inputs = np.multiply(sign.__imul__(2).__isub__(1), pulse, out=sign)  # index -> sign, pulses
+    targets = _hold(inputs)
+    return tasks.Trials(inputs, targets, np.ones_like(targets))
 
 
 def _hold(inputs: np.ndarray) -> np.ndarray:
@@ -47,7 +48,7 @@ def _hold(inputs: np.ndarray) -> np.ndarray:
     out = np.ascontiguousarray(inputs.transpose(1, 0, 2))  # [T, B, C]: contiguous steps
     for t in range(1, len(out)):
         np.copyto(out[t], out[t - 1], where=out[t] == 0)
-    return out.transpose(1, 0, 2)
+    return out.transpose(1, 0, 2)  # a view: the trainer reads targets time-major
 
 
 def _sine(task: tasks.SineWave, rngs, batch: int) -> tasks.Trials:

@@ -163,7 +163,8 @@ class _Run:
         self.ws.set_inputs(x)
         active_np = self.diverged_at < 0
         active = torch.from_numpy(active_np).to(dev, torch.float32).view(-1, 1, 1)
-        loss = self._loss_and_output_grad(bptt.forward(self.ws, self.mats), y, mask, active)
+        out = bptt.forward(self.ws, self.mats).transpose(0, 1)  # [N, T, B, O]
+        loss = self._loss_and_output_grad(out, y, mask, active)
         grads = bptt.backward(self.ws, self.mats)
         for g, A, d in zip(grads, self.mats, self.decay):  # + d/dA of l2 |A|^2 off the biases
             g.addcmul_(A, d * (2 * self.hyper["l2"] * active))
@@ -174,11 +175,16 @@ class _Run:
         self.step = t + 1
 
     def _loss_and_output_grad(self, out, y, mask, active) -> torch.Tensor:
-        """Masked MSE per network [N]; writes dL/dy (zero for inactive networks) into ws.dY."""
-        err = torch.sub(out, y, out=self.ws.dY).mul_(mask)  # [N, T, B, O]
+        """Masked MSE per network [N]; writes dL/dy (zero for inactive networks) into ws.dY.
+
+        out, y, mask: [N, T, B, O]. The arithmetic runs in a buffer laid out as the targets
+        (``empty_like`` keeps their strides): on the strided views of the workspace every op
+        would loop over rows of only O elements.
+        """
+        err = torch.sub(out, y, out=torch.empty_like(y)).mul_(mask)
         total = mask.sum(dim=(1, 2, 3))
         loss = (err * err).sum(dim=(1, 2, 3)) / total
-        err.mul_((2 * active.view(-1, 1, 1, 1)) / total.view(-1, 1, 1, 1))
+        self.ws.dY.copy_(err.mul_((2 * active.view(-1, 1, 1, 1)) / total.view(-1, 1, 1, 1)))
         return loss
 
     def _flag_divergence(self, loss: np.ndarray, grads, t: int) -> None:

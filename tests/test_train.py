@@ -181,7 +181,7 @@ def hand_written(spec, params, x, y):
     mats = bptt.pack(spec, params)
     ws = bptt.Workspace(spec, mats, x.shape[1], x.shape[2])
     ws.set_inputs(x.transpose(1, 2))
-    out = bptt.forward(ws, mats).transpose(1, 2)
+    out = bptt.forward(ws, mats).permute(1, 2, 0, 3)  # [T, N, B, O] -> [N, B, T, O]
     ws.dY.copy_(2 * (out - y).transpose(1, 2))
     return out, bptt.unpack(spec, bptt.backward(ws, mats))
 
