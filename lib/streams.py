@@ -35,7 +35,9 @@ def _flipflop(task: tasks.FlipFlop, rngs, batch: int) -> tasks.Trials:
         np.less(rng.random(shape), task.p_pulse, out=pulse[rows])
         sign[rows] = rng.integers(0, 2, size=shape)  # what rng.choice([-1, 1]) draws: the index
     pulse[:, 0] = True
-    inputs = np.multiply(sign.__imul__(2).__isub__(1), pulse, out=sign)  # index -> sign, pulses
+    sign *= 2
+    sign -= 1  # index 0 or 1 -> sign -1 or +1
+    inputs = np.multiply(sign, pulse, out=sign)
     targets = _hold(inputs)
     return tasks.Trials(inputs, targets, np.ones_like(targets))
 
