@@ -25,6 +25,8 @@ Workers start with glibc's allocator told to keep freed memory
 (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``), which the book's
 workers should do too; "vs old" compares the two trainers both with these settings.
 Every path trains one untimed step first (first-call overheads) and the pool is warmed up.
+Each rate is the median of ``--repeats`` runs, the paths taking turns within each repeat, so
+that a slow spell of a shared machine does not fall on one path only.
 
     python benchmarks/bench_train.py                     # hidden 32 and 64, 2 workers x 64
 """
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -58,7 +61,13 @@ def parse_args(argv=None):
     p.add_argument("--shard", type=int, default=64, help="networks per worker")
     p.add_argument("--steps", type=int, default=5, help="timed training steps")
     p.add_argument("--workers", type=int, default=2)
-    return p.parse_args(argv)
+    p.add_argument("--repeats", type=int, default=3, help="runs per path (median)")
+    a = p.parse_args(argv)
+    bad = [f"--{k} {v}" for k, v in vars(a).items() if isinstance(v, int) and v < 1]
+    bad += [f"--hidden {h}" for h in a.hidden if h < 1]
+    if bad:
+        p.error(f"{', '.join(bad)}: every count must be a positive integer")
+    return a
 
 
 def shards(arch: str, hidden: int, a) -> list:
@@ -108,11 +117,14 @@ def flops_per_step(arch: str, hidden: int, a, n_in: int, n_out: int) -> float:
 def row(pool, plain, arch: str, hidden: int, a, n_io) -> str:
     cfgs = shards(arch, hidden, a)
     steps = sum(len(c.nets) * c.n_steps for c in cfgs)
-    as_today = steps / max(plain.map(timed, ["old"] * len(cfgs), cfgs))
-    old = steps / max(pool.map(timed, ["old"] * len(cfgs), cfgs))
-    new = steps / max(pool.map(timed, ["new"] * len(cfgs), cfgs))
     shape = (a.shard, a.batch, hidden, models.N_BLOCKS[arch] * hidden)
-    rate = sum(pool.map(matmul_rate, [shape] * a.workers)) / a.workers
+    runs = {"plain": [], "old": [], "new": [], "bmm": []}
+    for _ in range(a.repeats):  # the paths take turns
+        runs["plain"].append(steps / max(plain.map(timed, ["old"] * len(cfgs), cfgs)))
+        runs["old"].append(steps / max(pool.map(timed, ["old"] * len(cfgs), cfgs)))
+        runs["new"].append(steps / max(pool.map(timed, ["new"] * len(cfgs), cfgs)))
+        runs["bmm"].append(sum(pool.map(matmul_rate, [shape] * a.workers)) / a.workers)
+    as_today, old, new, rate = (statistics.median(runs[k]) for k in runs)
     limit = rate / flops_per_step(arch, hidden, a, *n_io)
     return (f"{arch:8s} {hidden:6d} {as_today:9.0f} {old:9.0f} {new:9.0f} {new / as_today:6.2f}x "
             f"{new / old:6.2f}x "
@@ -124,7 +136,8 @@ def main(argv=None):
     task = make_task("flipflop", n_time=a.time)
 
     print(f"flip-flop, tanh, batch={a.batch} time={a.time}; {a.workers} workers x 1 thread, "
-          f"{a.shard} networks each; {a.steps} timed steps; load average before: "
+          f"{a.shard} networks each; {a.steps} timed steps; median of {a.repeats} runs; "
+          f"load average before: "
           f"{os.getloadavg()[0]:.1f}")
     print("steps/s: network-training-steps per second, all workers (old as the book ran it: "
           "plain workers | old and new in workers with the malloc settings); limit: per core, "
