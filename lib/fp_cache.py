@@ -1,5 +1,5 @@
 """Disk cache of fixed-point searches, so that chapters searching the same networks with the
-same settings (chapters 5 and 6 on the flip-flop) search once.
+same settings (chapters 5 and 6, on every task) search once.
 
 An entry is one file ``<key>.npz`` under ``fixed_points/`` of the population cache
 (:func:`lib.store.default_root`), written atomically with a digest of its arrays (the same
@@ -23,13 +23,19 @@ SEARCH_SOURCES = ("fixed_points.py", "fixed_point_solver.py", "fp_result.py", "f
                   "cell_jacobians.py", "models.py")
 
 
-def search_key(spec, params: dict, probe_inputs, config) -> str:
+def search_key(spec, params: dict, probe_inputs, config, inputs=None, sources=()) -> str:
     """Content address of the search of networks ``params`` (dict of Tensor [N, ...]) of cell
-    ``spec``, whose visited states come from ``probe_inputs`` [B, T, I], under ``config``."""
+    ``spec``, whose visited states come from ``probe_inputs`` [B, T, I], under ``config``.
+
+    ``inputs``: the search's constant inputs where they are not all zero ([I] or [N, I]);
+    ``sources``: further modules of ``lib`` whose code sets up the search (its starts, say).
+    """
     h = hashlib.sha256(f"{FORMAT_VERSION}\n{spec}\n{config}\n".encode())
     h.update(store.digest({k: v.detach().cpu().numpy() for k, v in params.items()}).encode())
     h.update(store.digest({"inputs": np.asarray(probe_inputs)}).encode())
-    for name in SEARCH_SOURCES:
+    if inputs is not None:
+        h.update(store.digest({"constant inputs": np.asarray(inputs, np.float64)}).encode())
+    for name in SEARCH_SOURCES + tuple(sources):
         h.update(name.encode() + (store.LIB / name).read_bytes())
     return h.hexdigest()[:24]
 

@@ -3,8 +3,11 @@ import numpy as np
 import pytest
 import torch
 
+from lib import dynamics, models
 from lib import fixed_points as fp
 from lib import fp_cache, fp_recall
+from lib.population import Group
+from lib.tasks import make_task
 
 CFG = fp.FixedPointConfig(n_init=16, midpoint_rounds=0)
 
@@ -37,6 +40,8 @@ def test_the_key_follows_networks_inputs_and_settings():
     assert key != fp_cache.search_key(spec, other, probe, CFG)
     assert key != fp_cache.search_key(spec, params, probe + 1, CFG)
     assert key != fp_cache.search_key(spec, params, probe, fp.FixedPointConfig(n_init=17))
+    assert key != fp_cache.search_key(spec, params, probe, CFG, inputs=np.ones(1))
+    assert key != fp_cache.search_key(spec, params, probe, CFG, sources=("dynamics.py",))
 
 
 def test_a_damaged_entry_is_searched_again(tmp_path):
@@ -51,3 +56,24 @@ def test_a_damaged_entry_is_searched_again(tmp_path):
     assert len(calls) == 2 and len(again) == 3
     assert len(fp_cache.cached(key, _search(spec, params, calls), root=tmp_path)) == 3
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("task", ["sine", "cdi"])
+def test_the_sine_and_integration_searches_run_once_for_two_chapters(task, cache_dir, monkeypatch):
+    """Chapters 5 and 6 both analyse these populations: the second analysis loads the search."""
+    t = make_task(task, n_time=20, **({"n_freqs": 5} if task == "sine" else {}))
+    spec = models.CellSpec("vanilla", "tanh", t.n_in, 6, t.n_out)
+    group = Group(spec, models.init_params(spec, [1, 2]), (None, None))
+    calls, search = [], fp.find_fixed_points
+    monkeypatch.setattr(dynamics.fp, "find_fixed_points",
+                        lambda *a, **k: calls.append(1) or search(*a, **k))
+    run = ((lambda: dynamics.sine(group, t, CFG, freqs=[0, 4])[1]) if task == "sine" else
+           (lambda: dynamics.cdi(group, t, CFG, n_trials=4)[3][1][0]))
+    first, n_searches = run(), len(calls)
+    again = run()
+    assert n_searches >= 1 and len(calls) == n_searches  # nothing searched the second time
+    assert np.array_equal(first.points, again.points) and np.array_equal(first.net, again.net)
+    other = Group(spec, models.init_params(spec, [3, 4]), (None, None))
+    group = other
+    run()
+    assert len(calls) > n_searches  # other networks: searched

@@ -189,7 +189,7 @@ def test_search_between_stable_points_finds_the_saddles_trials_miss():
     assert topo.matches_canonical(topo.flipflop_graphs(spec, p, more)[0], n_bits=2)
 
 
-def test_sine_analyses_survive_a_search_that_finds_no_point(monkeypatch):
+def test_sine_analyses_survive_a_search_that_finds_no_point(monkeypatch, cache_dir):
     """A cell where no (network, command) pair has a point: NaN rows, no error."""
     task = make_task("sine", n_time=20, n_freqs=5)
     spec = models.CellSpec("vanilla", "tanh", 1, 6, 1)
