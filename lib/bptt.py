@@ -113,8 +113,8 @@ class Workspace:
         self.Z = torch.zeros(n_time + 1, N, batch, mats[0].shape[2], **kw)
         self.y_col = spec.n_gate if spec.arch != "gru" else 2 * H
         self.dA = [torch.zeros_like(A) for A in mats]
-        self.dZ = torch.zeros(N, n_time + 1, batch, mats[0].shape[2], **kw)  # gate columns of
-        # step T and y of step 0 stay 0
+        # dZ: the gate columns of step T and the outputs of step 0 stay 0
+        self.dZ = torch.zeros(N, n_time + 1, batch, mats[0].shape[2], **kw)
         self.dh = torch.zeros(N, batch, H, **kw)
         self.tmp = [torch.zeros(N, batch, H, **kw) for _ in range(4)]
         if spec.arch == "lstm":

@@ -152,7 +152,7 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
     ref = vis.double()
     init = torch.cat([fp.initial_states(ref[:, T // 2:].mean(1, keepdim=True), config),
                       fp.initial_states(ref, config)], dim=1)
-    key = fp_cache.search_key(group.spec, rep, trials.inputs, config, inputs=x,
+    key = fp_cache.search_key(group.spec, group.params, trials.inputs, config, inputs=x,
                               sources=("dynamics.py",))  # the starts are set up here
     fps = fp_cache.cached(key, lambda: fp.find_fixed_points(group.spec, rep, x, vis, config,
                                                             init=init))

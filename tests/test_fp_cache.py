@@ -63,17 +63,19 @@ def test_the_sine_and_integration_searches_run_once_for_two_chapters(task, cache
     """Chapters 5 and 6 both analyse these populations: the second analysis loads the search."""
     t = make_task(task, n_time=20, **({"n_freqs": 5} if task == "sine" else {}))
     spec = models.CellSpec("vanilla", "tanh", t.n_in, 6, t.n_out)
-    group = Group(spec, models.init_params(spec, [1, 2]), (None, None))
     calls, search = [], fp.find_fixed_points
     monkeypatch.setattr(dynamics.fp, "find_fixed_points",
                         lambda *a, **k: calls.append(1) or search(*a, **k))
-    run = ((lambda: dynamics.sine(group, t, CFG, freqs=[0, 4])[1]) if task == "sine" else
-           (lambda: dynamics.cdi(group, t, CFG, n_trials=4)[3][1][0]))
-    first, n_searches = run(), len(calls)
-    again = run()
+
+    def run(seeds):
+        group = Group(spec, models.init_params(spec, seeds), (None, None))
+        if task == "sine":
+            return dynamics.sine(group, t, CFG, freqs=[0, 4])[1]
+        return dynamics.cdi(group, t, CFG, n_trials=4)[3][1][0]
+
+    first, n_searches = run([1, 2]), len(calls)
+    again = run([1, 2])
     assert n_searches >= 1 and len(calls) == n_searches  # nothing searched the second time
     assert np.array_equal(first.points, again.points) and np.array_equal(first.net, again.net)
-    other = Group(spec, models.init_params(spec, [3, 4]), (None, None))
-    group = other
-    run()
+    run([3, 4])
     assert len(calls) > n_searches  # other networks: searched
