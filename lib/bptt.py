@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 
+from . import cell_kernels as K
 from .models import CellSpec
 
 
@@ -108,6 +109,7 @@ class Workspace:
         N, I, H, O = mats[0].shape[0], spec.n_in, spec.n_hidden, spec.n_out
         kw = dict(dtype=mats[0].dtype, device=mats[0].device)
         self.spec, self.T, self.I, self.H, self.O = spec, n_time, I, H, O
+        self.fused = K.usable(mats[0])  # the C kernels (float32 on the CPU), else torch ops
         self.X = torch.zeros(N, n_time + 1, batch, I + 1 + H, **kw)
         self.X[..., I] = 1
         self.Z = torch.zeros(n_time + 1, N, batch, mats[0].shape[2], **kw)
@@ -151,8 +153,7 @@ class Workspace:
 
 def forward(ws: Workspace, mats: list[torch.Tensor]) -> torch.Tensor:
     """Run every network over the inputs in ``ws.X``; return the outputs [T, N, B, O]."""
-    step = {"vanilla": _fwd_vanilla, "ugrnn": _fwd_ugrnn, "gru": _fwd_gru,
-            "lstm": _fwd_lstm}[ws.spec.arch]
+    step = (_FUSED_FWD if ws.fused else _FWD)[ws.spec.arch]
     for t in range(ws.T):
         step(ws, mats, t)
     torch.bmm(ws.X[:, ws.T], mats[0], out=ws.Z[ws.T])  # the output of the last step
@@ -205,6 +206,9 @@ def _fwd_lstm(ws, mats, t):
     torch.mul(o, _phi_(ws.spec, pc), out=ws.h(t + 1))
 
 
+_FWD = {"vanilla": _fwd_vanilla, "ugrnn": _fwd_ugrnn, "gru": _fwd_gru, "lstm": _fwd_lstm}
+
+
 # ---- backward -----------------------------------------------------------------------------
 
 def backward(ws: Workspace, mats: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -212,8 +216,7 @@ def backward(ws: Workspace, mats: list[torch.Tensor]) -> list[torch.Tensor]:
 
     Needs the buffers of the :func:`forward` call just before. Returns ``ws.dA`` (overwritten).
     """
-    gate = {"vanilla": _bwd_vanilla, "ugrnn": _bwd_ugrnn, "gru": _bwd_gru,
-            "lstm": _bwd_lstm}[ws.spec.arch]
+    gate = (_FUSED_BWD if ws.fused else _BWD)[ws.spec.arch]
     if ws.spec.arch == "lstm":
         ws.dc.zero_()
     A_hT = mats[0][:, ws.I + 1:].transpose(1, 2)  # [N, C, H]
@@ -279,3 +282,61 @@ def _bwd_lstm(ws, mats, t):
     _dsig_(f, df).mul_(ws.C[:, t]).mul_(dc)
     _dphi_(ws.spec, g, dg).mul_(i).mul_(dc)
     dc.mul_(f)  # carried to c_{t-1}
+
+
+_BWD = {"vanilla": _bwd_vanilla, "ugrnn": _bwd_ugrnn, "gru": _bwd_gru, "lstm": _bwd_lstm}
+
+
+# ---- the same steps through the fused kernels of lib.cell_kernels --------------------------
+
+def _kfwd_vanilla(ws, mats, t):
+    z = torch.bmm(ws.X[:, t], mats[0], out=ws.Z[t])[..., :ws.H]
+    K.vanilla_fwd(ws.spec.activation, z, ws.h(t + 1))
+
+
+def _kfwd_ugrnn(ws, mats, t):
+    H, z = ws.H, torch.bmm(ws.X[:, t], mats[0], out=ws.Z[t])
+    K.sigmoid_blocks(z, H, 1)
+    K.mix_fwd(ws.spec.activation, z[..., :H], z[..., H:2 * H], ws.h(t), ws.h(t + 1))
+
+
+def _kfwd_gru(ws, mats, t):
+    H, z = ws.H, torch.bmm(ws.X[:, t], mats[0], out=ws.Z[t])
+    K.sigmoid_blocks(z, H, 2)
+    K.gru_reset(z[..., H:2 * H], ws.h(t), ws.XR[:, t, :, ws.I + 1:])
+    c = torch.bmm(ws.XR[:, t], mats[1], out=ws.Zc[t])
+    K.mix_fwd(ws.spec.activation, z[..., :H], c, ws.h(t), ws.h(t + 1))
+
+
+def _kfwd_lstm(ws, mats, t):
+    z = torch.bmm(ws.X[:, t], mats[0], out=ws.Z[t])[..., :4 * ws.H]
+    K.lstm_fwd(ws.spec.activation, z, ws.C[:, t], ws.C[:, t + 1], ws.PC[:, t], ws.h(t + 1))
+
+
+def _kbwd_vanilla(ws, mats, t):
+    K.vanilla_bwd(ws.spec.activation, ws.h(t + 1), ws.dh, ws.dZ[:, t, :, :ws.H])
+
+
+def _kbwd_ugrnn(ws, mats, t):
+    H, z, dz = ws.H, ws.Z[t], ws.dZ[:, t]
+    K.mix_bwd(ws.spec.activation, z[..., :H], z[..., H:2 * H], ws.h(t), ws.dh, dz[..., :H],
+              dz[..., H:2 * H], ws.tmp[3])
+
+
+def _kbwd_gru(ws, mats, t):
+    H, z, dz, dZc = ws.H, ws.Z[t], ws.dZ[:, t], ws.dZc[:, t]
+    K.mix_bwd(ws.spec.activation, z[..., :H], ws.Zc[t], ws.h(t), ws.dh, dz[..., :H], dZc,
+              ws.tmp[3])
+    drh = torch.bmm(dZc, mats[1][:, ws.I + 1:].transpose(1, 2), out=ws.tmp[1])  # d(r h)
+    K.gru_reset_bwd(z[..., H:2 * H], ws.h(t), drh, dz[..., H:2 * H], ws.tmp[3])
+
+
+def _kbwd_lstm(ws, mats, t):
+    K.lstm_bwd(ws.spec.activation, ws.Z[t][..., :4 * ws.H], ws.C[:, t], ws.PC[:, t], ws.dh,
+               ws.dc, ws.dZ[:, t, :, :4 * ws.H])
+
+
+_FUSED_FWD = {"vanilla": _kfwd_vanilla, "ugrnn": _kfwd_ugrnn, "gru": _kfwd_gru,
+              "lstm": _kfwd_lstm}
+_FUSED_BWD = {"vanilla": _kbwd_vanilla, "ugrnn": _kbwd_ugrnn, "gru": _kbwd_gru,
+              "lstm": _kbwd_lstm}

@@ -30,12 +30,13 @@ import numpy as np
 import torch
 from filelock import FileLock
 
-from . import models, train
+from . import cell_kernels, models, train
 from .checks import Int
 from .config import ShardConfig
 
 SCHEMA = 2  # 2: checkpoints carry their configuration; fixed array dtypes
-TRAINING_SOURCES = ("tasks.py", "models.py", "train.py", "bptt.py", "streams.py")  # what determines the weights
+# what determines the weights
+TRAINING_SOURCES = ("tasks.py", "models.py", "train.py", "bptt.py", "streams.py", "cell_kernels.c")
 LIB = Path(__file__).resolve().parent
 
 
@@ -58,9 +59,12 @@ def source_hash() -> str:
 def shard_key(cfg: ShardConfig, device: str = "cpu") -> str:
     """Content address of a shard: configuration, training source, schema and device kind.
 
-    CPU and GPU arithmetic differ in the last bits, so their results are stored apart.
+    CPU and GPU arithmetic differ in the last bits, so their results are stored apart; so do
+    the CPU's fused kernels and the torch ops it falls back to without a C compiler.
     """
     kind = train.resolve_device(device).type
+    if kind == "cpu" and not cell_kernels.available():
+        kind = "cpu, torch ops"
     text = f"{SCHEMA}\n{cfg.to_json()}\n{source_hash()}" + ("" if kind == "cpu" else f"\n{kind}")
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 

@@ -1,0 +1,166 @@
+"""Fused elementwise cell steps for the CPU trainer (``cell_kernels.c``), loaded through ctypes.
+
+Between its small matmuls a training step of :mod:`lib.bptt` is a chain of elementwise ops:
+a dozen torch calls per step, each a pass over [N, B, H] strided views. Here each chain is one
+C loop, compiled once per machine with the system's C compiler into ``$RNNBOOK_KERNELS``
+(default: ``rnnbook-kernels-<uid>`` in the temporary directory) and reused by every process.
+The file name hashes the source, the flags, the compiler's version and the CPU's flags
+(``-march=native``), so a changed source or another machine builds anew.
+
+Every function takes [N, B, H]-shaped float32 CPU views whose last axis is contiguous (views of
+the trainer's buffers) and writes in place. :func:`available` says whether the library could be
+built; without a C compiler the trainer uses its torch ops instead (and stores its results under
+another key, as the numbers differ in the last bits).
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("cell_kernels.c")
+FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC")
+
+
+def _machine() -> str:
+    """What a -march=native build depends on: the CPU's model and flags."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        lines = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags"))][:2]
+        return "\n".join(lines)
+    except OSError:
+        return platform.processor() + platform.machine()
+
+
+def _compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def _build(cc: str, flags: tuple = FLAGS, root: Path | None = None) -> Path:
+    """Compile the library into the kernel cache (atomically); return its path."""
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    text = f"{SOURCE.read_text()}\n{flags}\n{version}\n{_machine()}"
+    root = root or Path(os.environ.get("RNNBOOK_KERNELS", Path(tempfile.gettempdir())
+                                       / f"rnnbook-kernels-{os.getuid()}"))
+    path = root / f"cell_kernels-{hashlib.sha256(text.encode()).hexdigest()[:16]}.so"
+    if path.exists():
+        return path
+    root.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=root, suffix=".so.part")
+    os.close(fd)
+    try:
+        subprocess.run([cc, *flags, "-o", tmp, str(SOURCE)], check=True, capture_output=True,
+                       text=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+@functools.cache
+def _lib() -> ctypes.CDLL | None:
+    cc = _compiler()
+    if cc is None:
+        warnings.warn("no C compiler (cc) found: the trainer uses its slower torch ops",
+                      stacklevel=3)
+        return None
+    try:
+        return ctypes.CDLL(str(_build(cc)))
+    except (OSError, subprocess.CalledProcessError) as err:
+        detail = getattr(err, "stderr", "") or err
+        warnings.warn(f"the cell kernels did not build ({detail}): the trainer uses its "
+                      "slower torch ops", stacklevel=3)
+        return None
+
+
+def available() -> bool:
+    """True when the compiled kernels can be used (built now if needed)."""
+    return _lib() is not None
+
+
+def usable(*tensors: torch.Tensor) -> bool:
+    """True when the kernels can run on these tensors (float32 on the CPU) and are built."""
+    return all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors) \
+        and available()
+
+
+def _view(t: torch.Tensor) -> tuple:
+    """(pointer, stride over N, stride over B) of an [N, B, H] view with a contiguous last axis."""
+    if t.dim() != 3 or t.dtype != torch.float32 or (t.shape[2] > 1 and t.stride(2) != 1):
+        raise ValueError(f"a kernel operand must be a float32 [N, B, H] view with a contiguous "
+                         f"last axis, got {tuple(t.shape)} strides {t.stride()} {t.dtype}")
+    return t.data_ptr(), t.stride(0), t.stride(1)
+
+
+@functools.cache
+def _function(name: str, n_views: int, n_sizes: int):
+    """The C function ``name``, told its argument types (sizes, then pointer, strides per view)."""
+    fn = getattr(_lib(), name)
+    fn.argtypes = [ctypes.c_int64] * n_sizes + [ctypes.c_void_p, ctypes.c_int64,
+                                                ctypes.c_int64] * n_views
+    fn.restype = None
+    return fn
+
+
+def _call(name: str, H: int, *views: torch.Tensor, blocks: int | None = None) -> None:
+    N, B = views[0].shape[:2]
+    for v in views:
+        if v.shape[:2] != (N, B):
+            raise ValueError(f"{name}: operands of shapes {[tuple(w.shape) for w in views]}")
+    sizes = (N, B, H) if blocks is None else (N, B, H, blocks)
+    _function(name, len(views), len(sizes))(*sizes, *(a for v in views for a in _view(v)))
+
+
+def sigmoid_blocks(z: torch.Tensor, H: int, blocks: int) -> None:
+    """z[..., :blocks H] <- sigmoid of itself. z [N, B, >= blocks H]."""
+    _call("sigmoid_blocks", H, z, blocks=blocks)
+
+
+def vanilla_fwd(act: str, z, h) -> None:
+    """h = phi(z): z, h [N, B, H]."""
+    _call(f"vanilla_fwd_{act}", h.shape[2], z, h)
+
+
+def vanilla_bwd(act: str, h, dh, dz) -> None:
+    """dz = phi'(z) dh from h = phi(z)."""
+    _call(f"vanilla_bwd_{act}", h.shape[2], h, dh, dz)
+
+
+def mix_fwd(act: str, u, c, hp, h) -> None:
+    """c <- phi(c) in place; h = c + u (hp - c). u is the activated update gate."""
+    _call(f"mix_fwd_{act}", h.shape[2], u, c, hp, h)
+
+
+def mix_bwd(act: str, u, c, hp, dh, du, dc, uh) -> None:
+    """Backward of h = c + u (hp - c): du, dc before the activations; uh = u dh."""
+    _call(f"mix_bwd_{act}", u.shape[2], u, c, hp, dh, du, dc, uh)
+
+
+def lstm_fwd(act: str, z, cp, c, pc, h) -> None:
+    """z [N, B, 4H] = [i, f, g, o] activated in place; c = f cp + i g; pc = phi(c); h = o pc."""
+    _call(f"lstm_fwd_{act}", h.shape[2], z, cp, c, pc, h)
+
+
+def lstm_bwd(act: str, z, cp, pc, dh, dc, dz) -> None:
+    """dz [N, B, 4H] from dh and the carried dc (which becomes dL/dc_{t-1}, in place)."""
+    _call(f"lstm_bwd_{act}", dh.shape[2], z, cp, pc, dh, dc, dz)
+
+
+def gru_reset(r, hp, rh) -> None:
+    """rh = r hp."""
+    _call("gru_reset", r.shape[2], r, hp, rh)
+
+
+def gru_reset_bwd(r, hp, drh, dr, uh) -> None:
+    """Backward of rh = r hp: dr before the sigmoid; uh += drh r."""
+    _call("gru_reset_bwd", r.shape[2], r, hp, drh, dr, uh)
