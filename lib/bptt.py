@@ -19,6 +19,11 @@ of 64 networks at hidden 32.
 Packed columns: vanilla ``[c | y]``, UGRNN ``[u, c | y]``, LSTM ``[i, f, g, o | y]``. The GRU
 needs ``r * h`` for its candidate, so it has two matrices: ``[u, r | y]`` on ``[x, 1, h]`` and
 ``[c]`` on ``[x, 1, r * h]``. The block that would map ``x`` to ``y`` is kept at zero.
+
+Between the matmuls, each step's elementwise work (activations, state update, and their
+derivatives backward) runs as one fused C loop of :mod:`lib.cell_kernels` when the weights are
+float32 on the CPU and the kernels built (``Workspace.fused``); otherwise (float64, GPUs, no C
+compiler) as the chains of in-place torch ops below. The two agree to float32 rounding.
 """
 from __future__ import annotations
 
