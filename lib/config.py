@@ -215,8 +215,8 @@ _PROFILES = {
     "default": dict(
         common=dict(n_seeds=8),
         flipflop=dict(),
-        sine=dict(n_steps=2000, cell_lrs=(("vanilla", "tanh", 3e-3), ("lstm", "relu", 2e-3)),
-                  cell_steps=(("vanilla", "relu", 8000),)),
+        sine=dict(n_steps=2000, cell_lrs=(("vanilla", "tanh", 3e-3), ("lstm", "relu", 7e-4)),
+                  cell_steps=(("vanilla", "relu", 8000), ("lstm", "relu", 5000))),
         cdi=dict(),
     ),
     # The paper's grid: 4 architectures x 2 activations x 3 sizes x 4 L2 strengths = 96
