@@ -136,6 +136,13 @@ def _train_into_store(cfg, root: str, device: str) -> str:
     return store.shard_key(cfg, device)
 
 
+def shard_cost(cfg) -> float:
+    """Relative training cost of a shard: the recurrent matmul work of all its steps."""
+    blocks = models.N_BLOCKS[cfg.arch]
+    return (len(cfg.nets) * cfg.n_steps * cfg.batch_size * cfg.make_task().n_time * blocks
+            * cfg.n_hidden ** 2)
+
+
 def load_or_train(config: PopulationConfig, executor="inprocess", workers: int | None = None,
                   root: str | Path | None = None, progress: bool = True,
                   device: str = "cpu", on_shard: Callable | None = None) -> Population:
@@ -146,14 +153,18 @@ def load_or_train(config: PopulationConfig, executor="inprocess", workers: int |
     arrays. Worker processes start with :data:`TRAINING_WORKER_ENV`. ``device="auto"`` trains
     on a GPU when one is present (stored apart from CPU results, whose last bits differ).
     ``on_shard(cfg)`` is called with each missing :class:`~lib.config.ShardConfig` as soon as
-    it is trained and stored (``tools/train.py`` drives its progress bar with it).
+    it is trained and stored (``tools/train.py`` drives its progress bar with it). Missing
+    shards are handed out costliest first (:func:`shard_cost`): with a few workers, a long
+    shard handed out last would finish alone.
     """
     root = Path(root) if root is not None else store.default_root()
     shards = config.shards()
     # a verified load, so corrupt or foreign files count as missing and are rebuilt on the
     # executor like any missing shard, not one after another here
     loaded = [store.try_load(c, root, device) for c in shards]
-    missing = [c for c, res in zip(shards, loaded) if res is None]
+    # the costliest shards first, so a long one does not start last and finish alone
+    missing = sorted((c for c, res in zip(shards, loaded) if res is None), key=shard_cost,
+                     reverse=True)
     if missing:
         done = None if on_shard is None else (lambda i: on_shard(missing[i]))
         run_all(partial(_train_into_store, root=str(root), device=device), missing, executor,

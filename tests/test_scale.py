@@ -146,3 +146,18 @@ def test_workers_exit_when_their_parent_is_killed():
     for w in left:
         os.kill(w, signal.SIGKILL)
     assert not left, "pool workers outlived their killed parent"
+
+
+def test_missing_shards_are_trained_costliest_first_and_kept_in_config_order(tmp_path,
+                                                                             monkeypatch):
+    from lib import population
+    cfg = population_config("smoke", "cdi", archs=("vanilla", "lstm"), n_steps=3,
+                            cell_steps=(("vanilla", "relu", 9),))
+    order, train_one = [], population._train_into_store
+    monkeypatch.setattr(population, "_train_into_store",
+                        lambda c, **kw: order.append((c.arch, c.activation)) or train_one(c, **kw))
+    pop = load_or_train(cfg, root=tmp_path, progress=False)
+    # vanilla-relu: 9 steps x 1 block = 9; lstm: 3 steps x 4 blocks = 12; vanilla-tanh 3
+    assert order == [("lstm", "tanh"), ("lstm", "relu"), ("vanilla", "relu"), ("vanilla", "tanh")]
+    assert [(s.config.arch, s.config.activation) for s in pop.shards] == [
+        (c.arch, c.activation) for c in cfg.shards()]
