@@ -27,19 +27,43 @@ def _dphi(spec, z, y):
     return 1 - y * y if spec.activation == "tanh" else (z > 0).to(z.dtype)
 
 
+def _lin(s, W, add=None):
+    """s [P, H] @ W [P or 1, H, K] (+ add [P, K]) -> [P, K]. Weights [1, ...] (one network for
+    all rows) are used as one matrix, never expanded per row."""
+    if W.shape[0] == 1:
+        return s @ W[0] if add is None else torch.addmm(add, s, W[0])
+    out = torch.bmm(s[:, None], W)[:, 0]
+    return out if add is None else out + add
+
+
+def _mm(M, W):
+    """M [P, H, K] @ W [P or 1, K, L] -> [P, H, L] (one matrix product for shared weights)."""
+    return M @ W[0] if W.shape[0] == 1 else torch.bmm(M, W)
+
+
 def _rows(v, Wt):
-    """diag(v) @ Wt for v [P, H] and Wt [P, H, K]: each row of Wt scaled."""
+    """diag(v) @ Wt for v [P, H] and Wt [P or 1, H, K]: each row of Wt scaled."""
     return v[:, :, None] * Wt
+
+
+def _add_diag(J, v):
+    """J [P, H, H] + diag(v) for v [P, H], in place; returns J."""
+    torch.diagonal(J, dim1=-2, dim2=-1).add_(v)
+    return J
 
 
 def _diags(*vs):
     """[diag(v_1), diag(v_2), ...] side by side: [P, H, k H] (dF/d drive when it is diagonal)."""
-    return torch.cat([torch.diag_embed(v) for v in vs], -1)
+    P, H = vs[0].shape
+    out = vs[0].new_zeros(P, H, len(vs) * H)
+    for k, v in enumerate(vs):
+        torch.diagonal(out[..., k * H:(k + 1) * H], dim1=-2, dim2=-1).copy_(v)
+    return out
 
 
 def _vanilla(spec, p, s, drive, inputs):
     W = p["W"].to(s.dtype)
-    z = torch.baddbmm(drive[:, None], s[:, None], W)[:, 0]
+    z = _lin(s, W, drive)
     d = _dphi(spec, z, models.PHI[spec.activation](z))
     return _rows(d, W.transpose(-1, -2)), (_diags(d) if inputs else None)
 
@@ -47,42 +71,45 @@ def _vanilla(spec, p, s, drive, inputs):
 def _ugrnn(spec, p, s, drive, inputs):
     H, W = spec.n_hidden, p["W"].to(s.dtype)
     Wt = W.transpose(-1, -2)
-    z = torch.baddbmm(drive[:, None], s[:, None], W)[:, 0]
+    z = _lin(s, W, drive)
     u, c = torch.sigmoid(z[:, :H]), models.PHI[spec.activation](z[:, H:])
     du, dc = (s - c) * u * (1 - u), (1 - u) * _dphi(spec, z[:, H:], c)
-    J = torch.diag_embed(u) + _rows(du, Wt[:, :H]) + _rows(dc, Wt[:, H:])
+    J = _add_diag(_rows(du, Wt[:, :H]) + _rows(dc, Wt[:, H:]), u)
     return J, (_diags(du, dc) if inputs else None)
 
 
 def _gru(spec, p, h, drive, inputs):
     H, W = spec.n_hidden, p["W"].to(h.dtype)
     Wt = W.transpose(-1, -2)  # [P, G, H]: Wt[:, k] = weights into gate unit k
-    zg = torch.baddbmm(drive[:, None, :2 * H], h[:, None], W[..., :2 * H])[:, 0]
+    zg = _lin(h, W[..., :2 * H], drive[:, :2 * H])
     u, r = torch.sigmoid(zg[:, :H]), torch.sigmoid(zg[:, H:])
     Wc_t = Wt[:, 2 * H:]
     if spec.gru_reset_after:
-        lin = torch.bmm(h[:, None], W[..., 2 * H:])[:, 0] + p["b_hn"].to(h.dtype)[:, 0]
+        lin = _lin(h, W[..., 2 * H:], p["b_hn"].to(h.dtype)[:, 0].expand(len(h), H))
         zc = drive[:, 2 * H:] + r * lin
     else:
-        zc = drive[:, 2 * H:] + torch.bmm((r * h)[:, None], W[..., 2 * H:])[:, 0]
+        zc = _lin(r * h, W[..., 2 * H:], drive[:, 2 * H:])
     c = models.PHI[spec.activation](zc)
     dc = (1 - u) * _dphi(spec, zc, c)  # dF_i / dzc_i
     du = (h - c) * u * (1 - u)
-    J = torch.diag_embed(u) + _rows(du, Wt[:, :H])
     if spec.gru_reset_after:  # zc = drive + r * lin
         dr = dc * lin * r * (1 - r)
-        J = J + _rows(dr, Wt[:, H:2 * H]) + _rows(dc * r, Wc_t)
-        return J, (_diags(du, dr, dc) if inputs else None)
+        J = _rows(du, Wt[:, :H]) + _rows(dr, Wt[:, H:2 * H]) + _rows(dc * r, Wc_t)
+        return _add_diag(J, u), (_diags(du, dr, dc) if inputs else None)
     Dr = _rows(dc, Wc_t) * (h * r * (1 - r))[:, None, :]  # dF_i / dzr_k, zc = drive + (r h) Wc
-    J = J + Dr @ Wt[:, H:2 * H] + _rows(dc, Wc_t) * r[:, None, :]
-    return J, (torch.cat([torch.diag_embed(du), Dr, torch.diag_embed(dc)], -1) if inputs else None)
+    J = _mm(Dr, Wt[:, H:2 * H]) + _rows(du, Wt[:, :H]) + _rows(dc, Wc_t) * r[:, None, :]
+    if not inputs:
+        return _add_diag(J, u), None
+    D = _diags(du, du, dc)
+    D[..., H:2 * H] = Dr
+    return _add_diag(J, u), D
 
 
 def _lstm(spec, p, s, drive, inputs):
     H, W = spec.n_hidden, p["W"].to(s.dtype)
     Wt = W.transpose(-1, -2)
     h, c = s[:, :H], s[:, H:]
-    z = torch.baddbmm(drive[:, None], h[:, None], W)[:, 0]
+    z = _lin(h, W, drive)
     i, f, o = (torch.sigmoid(z[:, k * H:(k + 1) * H]) for k in (0, 1, 3))
     phi = models.PHI[spec.activation]
     g = phi(z[:, 2 * H:3 * H])
@@ -91,14 +118,93 @@ def _lstm(spec, p, s, drive, inputs):
     # c' = f c + i g: dc'/dz_(i, f, g) diagonal; h' = o phi(c'): dh'/dz_o diagonal
     vi, vf, vg = g * i * (1 - i), c * f * (1 - f), i * _dphi(spec, z[:, 2 * H:3 * H], g)
     vo, k = pc * o * (1 - o), o * dpc
-    dc_dh = _rows(vi, Wt[:, :H]) + _rows(vf, Wt[:, H:2 * H]) + _rows(vg, Wt[:, 2 * H:3 * H])
-    top = torch.cat([_rows(k, dc_dh) + _rows(vo, Wt[:, 3 * H:]), torch.diag_embed(k * f)], -1)
-    J = torch.cat([top, torch.cat([dc_dh, torch.diag_embed(f)], -1)], -2)
+    J = s.new_zeros(len(s), 2 * H, 2 * H)  # [[dh'/dh, dh'/dc], [dc'/dh, dc'/dc]]
+    dc_dh = J[:, H:, :H]
+    torch.add(_rows(vi, Wt[:, :H]), _rows(vf, Wt[:, H:2 * H]), out=dc_dh)
+    dc_dh.add_(_rows(vg, Wt[:, 2 * H:3 * H]))
+    torch.add(_rows(k, dc_dh), _rows(vo, Wt[:, 3 * H:]), out=J[:, :H, :H])
+    torch.diagonal(J[:, :H, H:], dim1=-2, dim2=-1).copy_(k * f)
+    torch.diagonal(J[:, H:, H:], dim1=-2, dim2=-1).copy_(f)
     if not inputs:
         return J, None
     zero = torch.zeros_like(vo)
     Dc = _diags(vi, vf, vg, zero)
-    return J, torch.cat([_rows(k, Dc) + _diags(zero, zero, zero, vo), Dc], -2)
+    D = torch.cat([_rows(k, Dc), Dc], -2)
+    torch.diagonal(D[:, :H, 3 * H:], dim1=-2, dim2=-1).add_(vo)
+    return J, D
 
 
 _ARCH = {"vanilla": _vanilla, "ugrnn": _ugrnn, "gru": _gru, "lstm": _lstm}
+
+
+# ---------------------------------------------------------------------------------------------
+# q = 1/2 |F(s) - s|^2 and its gradient (J - I)^T (F(s) - s): the start phase's Adam
+
+
+def q_and_grad(spec: models.CellSpec, params: dict, s: torch.Tensor, drive: torch.Tensor):
+    """``(q [N, B], dq/ds [N, B, S])`` at states s [N, B, S] under the input drive
+    [N, B, G] (weights [N, ...]): one forward pass and one closed-form vector-Jacobian
+    product ``J^T rho`` with the residual ``rho = F(s) - s``, no autograd graph."""
+    F, Jt_rho = _VJP[spec.arch](spec, params, s, drive)
+    return 0.5 * (F - s).pow(2).sum(-1), Jt_rho - (F - s)
+
+
+def _vjp_vanilla(spec, p, s, drive):
+    W = p["W"]
+    z = torch.baddbmm(drive, s, W)
+    F = models.PHI[spec.activation](z)
+    return F, torch.bmm(_dphi(spec, z, F) * (F - s), W.transpose(-1, -2))
+
+
+def _vjp_ugrnn(spec, p, s, drive):
+    H, W = spec.n_hidden, p["W"]
+    z = torch.baddbmm(drive, s, W)
+    u, c = torch.sigmoid(z[..., :H]), models.PHI[spec.activation](z[..., H:])
+    F = c + u * (s - c)
+    rho = F - s
+    dz = torch.cat([(s - c) * u * (1 - u) * rho, (1 - u) * _dphi(spec, z[..., H:], c) * rho], -1)
+    return F, u * rho + torch.bmm(dz, W.transpose(-1, -2))
+
+
+def _vjp_gru(spec, p, h, drive):
+    H, W = spec.n_hidden, p["W"]
+    Wt = W.transpose(-1, -2)
+    gates = torch.sigmoid(torch.baddbmm(drive[..., :2 * H], h, W[..., :2 * H]))
+    u, r = gates[..., :H], gates[..., H:]
+    if spec.gru_reset_after:
+        lin = torch.bmm(h, W[..., 2 * H:]) + p["b_hn"]
+        zc = drive[..., 2 * H:] + r * lin
+    else:
+        zc = torch.baddbmm(drive[..., 2 * H:], r * h, W[..., 2 * H:])
+    c = models.PHI[spec.activation](zc)
+    F = u * h + (1 - u) * c
+    rho = F - h
+    a_c = (1 - u) * _dphi(spec, zc, c) * rho  # d(F . rho) / dzc
+    a_u = (h - c) * u * (1 - u) * rho
+    if spec.gru_reset_after:  # zc = drive + r * (h Wc + b_hn)
+        dz = torch.cat([a_u, a_c * lin * r * (1 - r), a_c * r], -1)
+        return F, u * rho + torch.bmm(dz, Wt)
+    e = torch.bmm(a_c, Wt[..., 2 * H:, :])  # d / d(r h)
+    dz = torch.cat([a_u, e * h * r * (1 - r)], -1)
+    return F, u * rho + e * r + torch.bmm(dz, Wt[..., :2 * H, :])
+
+
+def _vjp_lstm(spec, p, s, drive):
+    H, W = spec.n_hidden, p["W"]
+    h, c = s[..., :H], s[..., H:]
+    z = torch.baddbmm(drive, h, W)
+    i, f, o = (torch.sigmoid(z[..., k * H:(k + 1) * H]) for k in (0, 1, 3))
+    phi = models.PHI[spec.activation]
+    g = phi(z[..., 2 * H:3 * H])
+    c1 = f * c + i * g
+    pc = phi(c1)
+    F = torch.cat([o * pc, c1], -1)
+    rho = F - s
+    rh, rc = rho[..., :H], rho[..., H:]
+    gam = rh * o * _dphi(spec, c1, pc) + rc  # d(F . rho) / dc'
+    dz = torch.cat([gam * g * i * (1 - i), gam * c * f * (1 - f),
+                    gam * i * _dphi(spec, z[..., 2 * H:3 * H], g), rh * pc * o * (1 - o)], -1)
+    return F, torch.cat([torch.bmm(dz, W.transpose(-1, -2)), gam * f], -1)
+
+
+_VJP = {"vanilla": _vjp_vanilla, "ugrnn": _vjp_ugrnn, "gru": _vjp_gru, "lstm": _vjp_lstm}

@@ -2,10 +2,7 @@
 
 Between its small matmuls a training step of :mod:`lib.bptt` is a chain of elementwise ops:
 a dozen torch calls per step, each a pass over [N, B, H] strided views. Here each chain is one
-C loop, compiled once per machine with the system's C compiler into ``$RNNBOOK_KERNELS``
-(default: ``rnnbook-kernels-<uid>`` in the temporary directory) and reused by every process.
-The file name hashes the source, the flags, the compiler's version and the CPU's flags
-(``-march=native``), so a changed source or another machine builds anew.
+C loop, compiled once per machine by :mod:`lib.native` and reused by every process.
 
 Every function takes [N, B, H]-shaped float32 CPU views whose last axis is contiguous (views of
 the trainer's buffers) and writes in place. :func:`available` says whether the library could be
@@ -16,71 +13,23 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import warnings
 from pathlib import Path
 
 import torch
 
+from . import native
+
 SOURCE = Path(__file__).with_name("cell_kernels.c")
-FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC")
 
 
-def _machine() -> str:
-    """What a -march=native build depends on: the CPU's model and flags."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        lines = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags"))][:2]
-        return "\n".join(lines)
-    except OSError:
-        return platform.processor() + platform.machine()
-
-
-def _compiler() -> str | None:
-    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-
-
-def _build(cc: str, flags: tuple = FLAGS, root: Path | None = None) -> Path:
+def _build(cc: str, flags: tuple = native.FLAGS, root: Path | None = None) -> Path:
     """Compile the library into the kernel cache (atomically); return its path."""
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
-    text = f"{SOURCE.read_text()}\n{flags}\n{version}\n{_machine()}"
-    root = root or Path(os.environ.get("RNNBOOK_KERNELS", Path(tempfile.gettempdir())
-                                       / f"rnnbook-kernels-{os.getuid()}"))
-    path = root / f"cell_kernels-{hashlib.sha256(text.encode()).hexdigest()[:16]}.so"
-    if path.exists():
-        return path
-    root.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=root, suffix=".so.part")
-    os.close(fd)
-    try:
-        subprocess.run([cc, *flags, "-o", tmp, str(SOURCE)], check=True, capture_output=True,
-                       text=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return native.build(SOURCE, cc, flags, root)
 
 
 @functools.cache
 def _lib() -> ctypes.CDLL | None:
-    cc = _compiler()
-    if cc is None:
-        warnings.warn("no C compiler (cc) found: the trainer uses its slower torch ops",
-                      stacklevel=3)
-        return None
-    try:
-        return ctypes.CDLL(str(_build(cc)))
-    except (OSError, subprocess.CalledProcessError) as err:
-        detail = getattr(err, "stderr", "") or err
-        warnings.warn(f"the cell kernels did not build ({detail}): the trainer uses its "
-                      "slower torch ops", stacklevel=3)
-        return None
+    return native.load(SOURCE, "the trainer uses its slower torch ops")
 
 
 def available() -> bool:

@@ -19,6 +19,8 @@ import math
 
 import torch
 
+from . import fp_kernels
+
 STALL_FACTOR = 10.0  # polish: a row whose q fell less than this over `stall` iterations stops
 CONTRACTION = 0.1  # absorb: a step that shrank the distance to a kept point at least this much
 
@@ -26,6 +28,20 @@ CONTRACTION = 0.1  # absorb: a step that shrank the distance to a kept point at 
 def q_of(F, s: torch.Tensor, x: torch.Tensor, net: torch.Tensor) -> torch.Tensor:
     """q(s) = 1/2 |F(s) - s|^2 for s [R, B, S] -> [R, B]."""
     return 0.5 * (F(s, x, net) - s).pow(2).sum(-1)
+
+
+def q_and_grad(F, s: torch.Tensor, x: torch.Tensor, net: torch.Tensor):
+    """q [R, B] and dq/ds [R, B, S] at s [R, B, S] (detached): the map's own closed form
+    where it has one (a ``q_and_grad(s, x, net)`` method, e.g.
+    :class:`lib.fp_adapters.CellMap`), else autograd."""
+    if hasattr(F, "q_and_grad"):
+        with torch.no_grad():
+            return F.q_and_grad(s, x, net)
+    s = s.detach().requires_grad_(True)
+    with torch.enable_grad():
+        q = q_of(F, s, x, net)
+        (g,) = torch.autograd.grad(q.sum(), s)
+    return q.detach(), g
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,13 +75,10 @@ def adam(F, s0, x, net, *, iters: int, lr: float, tol_q: float, up: float = 1 / 
     q_prev = torch.full((N, B), math.inf, dtype=s.dtype)
     active = torch.ones(N, B, dtype=torch.bool)
     b1, b2, eps = 0.9, 0.999, 1e-8
+    fused = fp_kernels.usable(s, dtype=torch.float32)
     for t in range(1, iters + 1):
-        s.requires_grad_(True)
-        q = q_of(F, s, xw, net)
-        (g,) = torch.autograd.grad(q.sum(), s)
+        q, g = q_and_grad(F, s, xw, net)
         with torch.no_grad():
-            q = q.detach()
-            s = s.detach()
             done = active & ((q < tol_q) | (rate < lr_min) | ~torch.isfinite(q))
             finish = done | active if t == iters else done
             if finish.any():
@@ -73,19 +86,25 @@ def adam(F, s0, x, net, *, iters: int, lr: float, tol_q: float, up: float = 1 / 
                 active &= ~done
                 if not active.any():
                     break
-            rate = torch.where(q < q_prev, rate * up, torch.where(q > q_prev, rate * down, rate))
-            rate = rate.clamp(max=lr_max)
-            q_prev = q
-            gn = g.norm(dim=-1).clamp_min(1e-30)
-            log_g = gn.log() if t == 1 else 0.9 * log_g + 0.1 * gn.log()
-            g = g * (2 * log_g.exp() / gn).clamp(max=1.0)[..., None]
-            m_new, v_new = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
-            upd = rate[..., None] * (m_new / (1 - b1 ** t)) / ((v_new / (1 - b2 ** t)).sqrt() + eps)
-            if active.all():  # no point to hold still (the usual case before compaction)
-                m, v, s = m_new, v_new, s - upd
+            if fused:  # the same update, one C pass (in place)
+                flat = [z.reshape(-1, S) for z in (s, g.contiguous(), m, v)]
+                fp_kernels.adam_points(*flat, *(z.reshape(-1) for z in (rate, log_g, q, q_prev,
+                                                                        active)),
+                                       t, up, down, lr_max)
             else:
-                a = active[..., None]
-                m, v, s = torch.where(a, m_new, m), torch.where(a, v_new, v), torch.where(a, s - upd, s)
+                rate = torch.where(q < q_prev, rate * up,
+                                   torch.where(q > q_prev, rate * down, rate)).clamp(max=lr_max)
+                q_prev = q
+                gn = g.norm(dim=-1).clamp_min(1e-30)
+                log_g = gn.log() if t == 1 else 0.9 * log_g + 0.1 * gn.log()
+                g = g * (2 * log_g.exp() / gn).clamp(max=1.0)[..., None]
+                m_new, v_new = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+                upd = rate[..., None] * (m_new / (1 - b1 ** t)) / ((v_new / (1 - b2 ** t)).sqrt() + eps)
+                if active.all():  # no point to hold still (the usual case before compaction)
+                    m, v, s = m_new, v_new, s - upd
+                else:
+                    a = active[..., None]
+                    m, v, s = torch.where(a, m_new, m), torch.where(a, v_new, v), torch.where(a, s - upd, s)
             if active.sum() * 2 < active.numel() and active.shape[1] > 1:
                 keep = _front(active)
                 s, m, v, rate, log_g, q_prev, idx, active = (
@@ -237,12 +256,9 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
 def _lm_step(F, s, f, x, net, q, mu, rows, eye):
     """One Levenberg-Marquardt step of the rows [K] of s, F(s) f, q and mu (in place)."""
     sa, xa, na = s[rows], x[rows], net[rows]
-    A = jacobians(F, sa, xa, na) - eye
+    J = jacobians(F, sa, xa, na)
     with torch.no_grad():
-        r = f[rows] - sa
-        At = A.transpose(-1, -2)
-        d = _spd_solve(torch.baddbmm(mu[rows, None, None] * eye, At, A),
-                       -(At @ r[..., None]))[..., 0]
+        d = lm_direction(J.detach(), f[rows] - sa, mu[rows], eye)
         s_new = sa + d
         f_new = F(s_new[:, None], xa[:, None], na)[:, 0]
         q_new = 0.5 * (f_new - s_new).pow(2).sum(-1)
@@ -251,6 +267,25 @@ def _lm_step(F, s, f, x, net, q, mu, rows, eye):
     f[rows] = torch.where(better[:, None], f_new, f[rows])
     q[rows] = torch.where(better, q_new, q[rows])
     mu[rows] = torch.where(better, mu[rows] / 10, mu[rows] * 10).clamp(min=1e-14)
+
+
+def lm_direction(J: torch.Tensor, r: torch.Tensor, mu: torch.Tensor, eye: torch.Tensor):
+    """d [K, S] solving ``(A^T A + mu I) d = -A^T r`` with ``A = J - I`` for J [K, S, S],
+    r [K, S], mu [K]: in C where :mod:`lib.fp_kernels` runs (float64 on the CPU), in torch
+    elsewhere and for the rows whose normal matrix the C Cholesky rejects."""
+    if not fp_kernels.usable(J, r, mu):
+        return _torch_direction(J, r, mu, eye)
+    d, ok = fp_kernels.solve(J, r, mu)
+    if not ok.all():
+        bad = ~ok
+        d[bad] = _torch_direction(J[bad], r[bad], mu[bad], eye)
+    return d
+
+
+def _torch_direction(J, r, mu, eye):
+    A = J - eye
+    At = A.transpose(-1, -2)
+    return _spd_solve(torch.baddbmm(mu[:, None, None] * eye, At, A), -(At @ r[..., None]))[..., 0]
 
 
 class Absorb:

@@ -36,15 +36,16 @@ class CellMap:
             self._cast[dtype] = {k: v.to(dtype) for k, v in self.params.items()}
         return self._cast[dtype]
 
-    def _per_network(self, fn, dtype, net, *rows, flatten: bool = False):
+    def _per_network(self, fn, dtype, net, *rows, flatten: bool = False, shared: bool = False):
         """``fn(params, *rows)`` with params [R, ...] the weights of each row's network.
 
         Rows are grouped by network and each group sees its network's weights expanded to
         its rows (a view, never a copy: gathering [R, H, G] weights per row costs more than
         the step itself). With ``flatten`` (rows [c, B, ...] of points that evolve apart),
         a group's c rows become one row of c x B points under its network's weights [1, ...],
-        so each network costs one matrix product, not c small ones. Outputs (a tensor or a
-        tuple of tensors or None) come back in the order of the rows.
+        so each network costs one matrix product, not c small ones. With ``shared``, a group's
+        rows see its network's weights as [1, ...] (``fn`` broadcasts them). Outputs (a tensor
+        or a tuple of tensors or None) come back in the order of the rows.
         """
         p = self._weights(dtype)
         n = p["W"].shape[0]
@@ -62,11 +63,15 @@ class CellMap:
                 if flatten:
                     out = fn({k: v[i:i + 1] for k, v in p.items()},
                              *(g.reshape(1, -1, g.shape[-1]) for g in group))
-                    parts.append(out.reshape(*group[0].shape[:2], out.shape[-1]))
+                    back_shape = lambda o: o.reshape(*group[0].shape[:2], *o.shape[2:])  # noqa: E731
+                    parts.append(tuple(map(back_shape, out)) if isinstance(out, tuple)
+                                 else back_shape(out))
                 else:
-                    parts.append(fn({k: v[i:i + 1].expand(c, *v.shape[1:]) for k, v in p.items()},
-                                    *group))
+                    parts.append(fn({k: v[i:i + 1] if shared else v[i:i + 1].expand(c, *v.shape[1:])
+                                     for k, v in p.items()}, *group))
                 start += c
+        if ordered and len(parts) == 1:
+            return parts[0]
         back = torch.empty_like(order)
         back[order] = torch.arange(len(order))
         cat = lambda z: torch.cat(z) if ordered else torch.cat(z)[back]  # noqa: E731
@@ -81,12 +86,21 @@ class CellMap:
         step = lambda p, s, x: models.step(self.spec, p, s, x)  # noqa: E731
         return self._per_network(step, s.dtype, net, s, x.to(s.dtype), flatten=True)
 
+    def q_and_grad(self, s, x, net):
+        """``q [R, B]`` and its closed-form gradient ``dq/ds [R, B, S]`` at s [R, B, S] under
+        x [R, B, I] (what :func:`lib.fixed_point_solver.adam` would get from autograd)."""
+        if x.shape[-1] == 0:
+            x = s.new_zeros(*s.shape[:2], self.spec.n_in)
+        fn = lambda p, s, x: cell_jacobians.q_and_grad(  # noqa: E731
+            self.spec, p, s, models.input_drive(p, x).expand(s.shape[0], -1, -1))
+        return self._per_network(fn, s.dtype, net, s, x.to(s.dtype), flatten=True)
+
     def jacobians(self, s, x, net, inputs: bool = True):
         """Closed form ``dF/ds [P, S, S]`` and ``dF/dx [P, S, I]`` (None unless ``inputs``) at
         s [P, S] under x [P, I] for networks net [P]."""
         xin = s.new_zeros(len(s), self.spec.n_in) if x.shape[-1] == 0 else x.to(s.dtype)
         jac = lambda p, s, x: cell_jacobians.jacobians(self.spec, p, s, x, inputs)  # noqa: E731
-        J, Jx = self._per_network(jac, s.dtype, net, s, xin)
+        J, Jx = self._per_network(jac, s.dtype, net, s, xin, shared=True)
         return J, (Jx[..., :x.shape[-1]] if inputs else None)
 
 

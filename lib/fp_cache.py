@@ -16,11 +16,11 @@ from dataclasses import fields
 
 import numpy as np
 
-from . import store
+from . import fp_kernels, store
 from .fp_result import FORMAT_VERSION, FixedPoints
 
 SEARCH_SOURCES = ("fixed_points.py", "fixed_point_solver.py", "fp_result.py", "fp_adapters.py",
-                  "cell_jacobians.py", "models.py")
+                  "cell_jacobians.py", "models.py", "fp_kernels.c")
 
 
 def search_key(spec, params: dict, probe_inputs, config, inputs=None, sources=()) -> str:
@@ -30,7 +30,8 @@ def search_key(spec, params: dict, probe_inputs, config, inputs=None, sources=()
     ``inputs``: the search's constant inputs where they are not all zero ([I] or [N, I]);
     ``sources``: further modules of ``lib`` whose code sets up the search (its starts, say).
     """
-    h = hashlib.sha256(f"{FORMAT_VERSION}\n{spec}\n{config}\n".encode())
+    kernels = "C kernels" if fp_kernels.available() else "torch ops"  # differ in the last bits
+    h = hashlib.sha256(f"{FORMAT_VERSION}\n{spec}\n{config}\n{kernels}\n".encode())
     h.update(store.digest({k: v.detach().cpu().numpy() for k, v in params.items()}).encode())
     h.update(store.digest({"inputs": np.asarray(probe_inputs)}).encode())
     if inputs is not None:

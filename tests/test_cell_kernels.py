@@ -12,7 +12,7 @@ import itertools
 import pytest
 import torch
 
-from lib import bptt, cell_kernels, models, store
+from lib import bptt, cell_kernels, models, native, store
 from lib.config import population_config
 
 pytestmark = pytest.mark.skipif(not cell_kernels.available(), reason="no C compiler")
@@ -83,7 +83,7 @@ def test_the_numbers_do_not_depend_on_the_vector_width(tmp_path, monkeypatch):
     x = 3 * torch.randn(2, 20, 7, 3, generator=torch.Generator().manual_seed(0))
     vector = run(spec, params, x, True)
     flags = ("-O1", "-fno-tree-vectorize", "-ffp-contract=off", "-shared", "-fPIC")
-    scalar_lib = ctypes.CDLL(str(cell_kernels._build(cell_kernels._compiler(), flags, tmp_path)))
+    scalar_lib = ctypes.CDLL(str(cell_kernels._build(native.compiler(), flags, tmp_path)))
     monkeypatch.setattr(cell_kernels, "_lib", lambda: scalar_lib)
     cell_kernels._function.cache_clear()
     try:

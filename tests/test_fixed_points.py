@@ -195,6 +195,24 @@ def test_closed_form_jacobians_match_autograd(arch, act, reset_after):
     torch.testing.assert_close(J, generic)
 
 
+@pytest.mark.parametrize("arch,act,reset_after", CELLS)
+def test_closed_form_q_gradient_matches_autograd(arch, act, reset_after):
+    """CellMap's q and dq/ds (the start phase's Adam) equal autograd's through the step map,
+    on the stacked networks and on unsorted rows of them."""
+    spec = models.CellSpec(arch, act, n_in=2, n_hidden=5, n_out=1, gru_reset_after=reset_after)
+    g = torch.Generator().manual_seed(2)
+    params = {k: v + 0.3 * torch.randn(v.shape, generator=g)
+              for k, v in models.init_params(spec, [3, 4]).items()}
+    F = fp.CellMap(spec, params)
+    for net in (torch.arange(2), torch.tensor([1, 0, 1])):
+        s = torch.randn(len(net), 7, spec.state_dim, generator=g, dtype=torch.float64)
+        x = torch.randn(len(net), 7, 2, generator=g, dtype=torch.float64)
+        q, grad = solver.q_and_grad(F, s, x, net)
+        q_ref, grad_ref = solver.q_and_grad(lambda a, b, c: F(a, b, c), s, x, net)  # autograd
+        torch.testing.assert_close(q, q_ref)
+        torch.testing.assert_close(grad, grad_ref)
+
+
 # ---------------------------------------------------------------------------------------------
 # Adapters: torch.nn modules and step functions
 

@@ -5,7 +5,7 @@ import torch
 
 from lib import dynamics, models
 from lib import fixed_points as fp
-from lib import fp_cache, fp_recall
+from lib import fp_cache, fp_kernels, fp_recall
 from lib.population import Group
 from lib.tasks import make_task
 
@@ -42,6 +42,15 @@ def test_the_key_follows_networks_inputs_and_settings():
     assert key != fp_cache.search_key(spec, params, probe, fp.FixedPointConfig(n_init=17))
     assert key != fp_cache.search_key(spec, params, probe, CFG, inputs=np.ones(1))
     assert key != fp_cache.search_key(spec, params, probe, CFG, sources=("dynamics.py",))
+
+
+def test_searches_without_the_c_kernels_are_stored_apart(monkeypatch):
+    """The torch-ops fallback differs in the last bits: its searches get their own key."""
+    spec, params, _, _ = fp_recall.known_network(8, 1, seed=0)
+    probe = np.zeros((2, 5, 1))
+    key = fp_cache.search_key(spec, params, probe, CFG)
+    monkeypatch.setattr(fp_kernels, "available", lambda: False)
+    assert fp_cache.search_key(spec, params, probe, CFG) != key
 
 
 def test_a_damaged_entry_is_searched_again(tmp_path):

@@ -1,0 +1,97 @@
+"""Kernels of the fixed-point search in C (``fp_kernels.c``), loaded through ctypes.
+
+* :func:`solve` does, for every candidate row, what :func:`lib.fixed_point_solver.polish`
+  would otherwise do with four batched torch calls (``J - I``, ``A^T A + mu I``, Cholesky, the
+  two triangular solves), in float64;
+* :func:`adam_points` is one iteration of :func:`lib.fixed_point_solver.adam`'s per-point
+  update (rate, clip, moments, step) in float32.
+
+Both are built by :mod:`lib.native`. Where they cannot run (no C compiler, another dtype or
+device) :func:`usable` is False and the search uses its torch ops; the two differ in the last
+bits only.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+from pathlib import Path
+
+import torch
+
+from . import native
+
+SOURCE = Path(__file__).with_name("fp_kernels.c")
+
+
+@functools.cache
+def _lib() -> ctypes.CDLL | None:
+    return native.load(SOURCE, "the fixed-point search uses its slower torch ops")
+
+
+def available() -> bool:
+    """True when the compiled kernels can be used (built now if needed)."""
+    return _lib() is not None
+
+
+_ARGS = {"lm_solve": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 6,
+         "adam_points": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 9 + [ctypes.c_int64]
+         + [ctypes.c_float] * 5}
+
+
+@functools.cache
+def _function(name: str):
+    fn = getattr(_lib(), name)
+    fn.argtypes, fn.restype = _ARGS[name], None
+    return fn
+
+
+def usable(*tensors: torch.Tensor, dtype=torch.float64) -> bool:
+    """True when the kernels are built and these tensors are CPU tensors of ``dtype``."""
+    return all(t.dtype == dtype and t.device.type == "cpu" for t in tensors) and available()
+
+
+def solve(J: torch.Tensor, r: torch.Tensor, mu: torch.Tensor):
+    """d solving ``(A^T A + mu I) d = -A^T r`` with ``A = J - I``, row by row.
+
+    Parameters
+    ----------
+    J : [P, S, S] Jacobians dF/ds, r : [P, S] residuals F(s) - s, mu : [P] damping
+        (float64 CPU tensors).
+
+    Returns
+    -------
+    d [P, S] and ok [P] bool: False where the normal matrix was not numerically positive
+    definite (d is undefined there).
+    """
+    P, S = r.shape
+    if J.shape != (P, S, S) or mu.shape != (P,) or not usable(J, r, mu):
+        raise ValueError(f"fp_kernels.solve needs float64 CPU J [P, S, S], r [P, S], mu [P]; "
+                         f"got {tuple(J.shape)} {J.dtype}, {tuple(r.shape)} {r.dtype}, "
+                         f"{tuple(mu.shape)} {mu.dtype}")
+    J, r, mu = J.contiguous(), r.contiguous(), mu.contiguous()
+    d = torch.empty(P, S, dtype=torch.float64)
+    info = torch.empty(P, dtype=torch.int32)
+    work = torch.empty(2 * S * S, dtype=torch.float64)
+    if P:
+        _function("lm_solve")(P, S, J.data_ptr(), r.data_ptr(), mu.data_ptr(), d.data_ptr(),
+                    info.data_ptr(), work.data_ptr())
+    return d, info == 0
+
+
+def adam_points(s, g, m, v, rate, log_g, q, q_prev, active, t: int, up: float, down: float,
+                lr_max: float) -> None:
+    """One per-point Adam iteration in place (see ``fp_kernels.c``; b1 0.9, b2 0.999, eps
+    1e-8, as :func:`lib.fixed_point_solver.adam`): s, g, m, v [P, S];
+    rate, log_g, q, q_prev [P] float32; active [P] bool. All contiguous float32 CPU tensors;
+    rate, log_g, q_prev, m, v and (where active) s are updated."""
+    P, S = s.shape
+    views = (s, g, m, v, rate, log_g, q, q_prev)
+    if any(not z.is_contiguous() for z in views + (active,)) or g.shape != s.shape \
+            or m.shape != s.shape or v.shape != s.shape or active.dtype != torch.bool \
+            or any(z.shape != (P,) for z in (rate, log_g, q, q_prev, active)) \
+            or not usable(*views, dtype=torch.float32):
+        raise ValueError("fp_kernels.adam_points needs contiguous float32 CPU s, g, m, v [P, S], "
+                         "rate, log_g, q, q_prev [P] and a bool active [P]")
+    if P:
+        _function("adam_points")(P, S, *(z.data_ptr() for z in views), active.data_ptr(), t,
+                                 up, down, lr_max, 1 - 0.9 ** t, 1 - 0.999 ** t)

@@ -1,0 +1,118 @@
+"""The fixed-point search's C kernels (``lib/fp_kernels.c``) against the torch ops they
+replace, their operand checks, and the build's independence of the vector width."""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+import torch
+
+from lib import fixed_point_solver as solver, fp_kernels, models, native
+from lib.fp_adapters import CellMap
+
+pytestmark = pytest.mark.skipif(not fp_kernels.available(), reason="no C compiler")
+
+
+def _lm_case(P=9, S=13, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    J = torch.randn(P, S, S, generator=g, dtype=torch.float64) / S ** 0.5
+    r = torch.randn(P, S, generator=g, dtype=torch.float64)
+    mu = 10.0 ** torch.randint(-14, 2, (P,), generator=g).double()
+    return J, r, mu
+
+
+def test_lm_solve_equals_the_torch_normal_equations():
+    J, r, mu = _lm_case()
+    eye = torch.eye(J.shape[-1], dtype=torch.float64)
+    d, ok = fp_kernels.solve(J, r, mu)
+    assert ok.all()
+    torch.testing.assert_close(d, solver._torch_direction(J, r, mu, eye), rtol=1e-9, atol=1e-12)
+
+
+def test_rows_the_c_cholesky_rejects_are_solved_in_torch(monkeypatch):
+    """A row whose normal matrix is not numerically positive definite (here: NaN) is flagged;
+    lm_direction solves the flagged rows in torch and keeps the C solution of the others."""
+    J, r, mu = _lm_case(P=4, S=6)
+    bad = J.clone()
+    bad[2, 0, 0] = float("nan")
+    assert fp_kernels.solve(bad, r, mu)[1].tolist() == [True, True, False, True]
+    real = fp_kernels.solve
+    flag = lambda *a: (real(*a)[0], torch.tensor([True, False, True, True]))  # noqa: E731
+    monkeypatch.setattr(fp_kernels, "solve", flag)
+    eye = torch.eye(6, dtype=torch.float64)
+    d = solver.lm_direction(J, r, mu, eye)
+    torch.testing.assert_close(d[1], solver._torch_direction(J[1:2], r[1:2], mu[1:2], eye)[0])
+    assert torch.equal(d[[0, 2, 3]], real(J, r, mu)[0][[0, 2, 3]])
+
+
+def test_adam_kernel_equals_the_torch_update(monkeypatch):
+    """The start phase with the fused update ends where the torch ops end (float32 rounding),
+    points finishing and compacting on the way."""
+    spec = models.CellSpec("gru", "tanh", n_in=2, n_hidden=6, n_out=1)
+    params = models.init_params(spec, [0, 1])
+    F = CellMap(spec, params)
+    s0 = torch.randn(2, 40, 6, generator=torch.Generator().manual_seed(3))
+    x, net = torch.zeros(2, 40, 2), torch.arange(2)
+    run = lambda: solver.adam(F, s0, x, net, iters=60, lr=0.05, tol_q=1e-3)  # noqa: E731
+    fused = run()
+    real = fp_kernels.usable
+    monkeypatch.setattr(fp_kernels, "usable", lambda *t, dtype=torch.float64:
+                        dtype != torch.float32 and real(*t, dtype=dtype))
+    ops = run()
+    assert (ops[2] < 40).any() and (ops[2] == 59).any()  # some finished early, some did not
+    torch.testing.assert_close(fused[0], ops[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fused[1], ops[1], rtol=1e-3, atol=1e-9)
+    assert torch.equal(fused[2], ops[2])
+
+
+def test_bad_operands_are_named():
+    J, r, mu = _lm_case(P=3, S=4)
+    with pytest.raises(ValueError, match="float64"):
+        fp_kernels.solve(J.float(), r, mu)
+    with pytest.raises(ValueError, match=r"\[P, S, S\]"):
+        fp_kernels.solve(J[:, :3], r, mu)
+    s = torch.zeros(3, 4)
+    with pytest.raises(ValueError, match="contiguous float32"):
+        fp_kernels.adam_points(s.double(), s, s, s, *([torch.zeros(3)] * 4),
+                               torch.ones(3, dtype=torch.bool), 1, 1.05, 0.5, 1.0)
+
+
+def test_the_numbers_do_not_depend_on_the_vector_width(tmp_path, monkeypatch):
+    """A scalar build (no vectoriser) gives the vectorised build's LM steps and Adam updates
+    bit for bit: partial sums run in a fixed order and nothing is contracted."""
+    J, r, mu = _lm_case(P=5, S=37)
+    g = torch.Generator().manual_seed(4)
+    adam_in = [torch.randn(6, 37, generator=g) for _ in range(3)] + [torch.rand(6, 37, generator=g)] \
+        + [torch.rand(6, generator=g) for _ in range(4)] + [torch.rand(6, generator=g) > 0.3]
+
+    def both():
+        d = fp_kernels.solve(J, r, mu)[0]
+        z = [t.clone() for t in adam_in]
+        fp_kernels.adam_points(*z, 3, 1 / 0.95, 0.5, 1.0)
+        return [d] + z
+
+    vector = both()
+    flags = ("-O1", "-fno-tree-vectorize", "-ffp-contract=off", "-shared", "-fPIC")
+    scalar = ctypes.CDLL(str(native.build(fp_kernels.SOURCE, native.compiler(), flags, tmp_path)))
+    monkeypatch.setattr(fp_kernels, "_lib", lambda: scalar)
+    fp_kernels._function.cache_clear()
+    try:
+        other = both()
+    finally:
+        fp_kernels._function.cache_clear()
+    assert all(torch.equal(a, b) for a, b in zip(vector, other))
+
+
+def test_without_a_compiler_the_search_runs_on_torch_ops(monkeypatch):
+    """No C compiler: the same search runs on the torch ops and finds the same points."""
+    from lib import fixed_points as fp, fp_recall
+    spec, params, points, _ = fp_recall.known_network(16, 2, seed=1)
+    visited = torch.as_tensor(points)[None].float()
+    cfg = fp.FixedPointConfig(n_init=64, midpoint_rounds=0)
+    with_c = fp.find_fixed_points(spec, params, None, visited, cfg)
+    monkeypatch.setattr(fp_kernels, "_lib", lambda: None)
+    without = fp.find_fixed_points(spec, params, None, visited, cfg)
+    assert len(with_c) == len(without) == 9
+    order = lambda r: r.points[np.lexsort(r.points.T)]  # noqa: E731
+    np.testing.assert_allclose(order(with_c), order(without), atol=1e-9)
