@@ -12,11 +12,15 @@ baseline, side by side in one run, with recall against an exhaustive reference.
 * reference: lib.fp_recall.exhaustive (4x the starts at four noise scales plus the box, 5x
   the budget, up to three rounds of midpoint and neighbour starts).
 
-Each method runs in its own process (so its peak memory is its own), one thread each. Kept
+Each method runs in its own process (so its peak memory is its own), one thread each, and is
+timed ``--repeats`` times (default 3), the methods taking turns; the median is printed. Before
+its timed run each process runs its method once on a tiny budget (:func:`warm_up`), so the
+rate is per network, not per process start. Kept
 points: q <= 1e-8; recall counts the reference's isolated fixed points (q <= 1e-12, no Jacobian
 eigenvalue within 1e-3 of 1: lib.fp_recall.isolated; a continuum cannot be listed point by point)
 that a method's fixed points match within 1e-3, as chapter 5 does.
-Run: ``python benchmarks/bench_fixed_points.py [--per-label 2] [--labels vanilla-tanh,...]``.
+Run: ``python benchmarks/bench_fixed_points.py [--per-label 2] [--labels vanilla-tanh,...]
+[--repeats 3]``.
 Uses ``$RNNBOOK_CACHE`` (trains the default flip-flop population there if missing) and stores
 each reference there (``fixed_points/ref-*.npz``; its rate then reads "stored"). Not a test.
 """
@@ -160,9 +164,23 @@ METHODS = {"book (batched)": lambda *a: book(*a, batched=True),
            "FPF-like baseline": baseline, "reference": reference}
 
 
+def warm_up(name, spec, params, task):
+    """A tiny untimed run of a method on the first network, so the timed run does not pay the
+    process's one-time costs (library loads, LAPACK and allocator start-up), which a search
+    of many networks pays once."""
+    from lib import fixed_points as fp, models
+    p = models.select(params, [0])
+    if name.startswith("book"):
+        cfg = fp.FixedPointConfig(n_init=16, adam_iters=5, newton_iters=5, midpoint_rounds=1)
+        fp.find_fixed_points(spec, p, np.zeros(task.n_in), visited(spec, p, task), cfg)
+    elif name == "FPF-like baseline":
+        _fpf_one(spec, p, visited(spec, p, task)[0], task.n_in, n_starts=16, max_iters=5)
+
+
 def _child(name, label, per_label, conn):
     torch.set_num_threads(1)
     (lab, spec, params, task), = networks(per_label, [label])
+    warm_up(name, spec, params, task)
     t = time.perf_counter()
     out = METHODS[name](spec, params, task)
     sec = np.nan if name == "reference" and REFERENCE_STORED else time.perf_counter() - t
@@ -203,14 +221,25 @@ def main():
     ap.add_argument("--per-label", type=int, default=2, help="networks per arch x activation")
     ap.add_argument("--labels", default="", help="comma-separated, e.g. vanilla-tanh,lstm-relu")
     ap.add_argument("--skip-per-network", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="timed runs per method, taking turns (the median is printed)")
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error(f"--repeats must be at least 1, got {args.repeats}")
     labels = [lab for lab, *_ in networks(args.per_label, [s for s in args.labels.split(",") if s])]
     names = [n for n in METHODS if not (args.skip_per_network and n == "book (per network)")]
-    print(f"{args.per_label} flip-flop networks per label, one thread per method")
+    print(f"{args.per_label} flip-flop networks per label, one thread per method, "
+          f"median of {args.repeats} runs taking turns (the reference: once)")
     print(f"{'label':14s} {'method':20s} {'nets/s':>8s} {'peak MB':>8s}  points by unstable modes"
           f"  recall  q median / max")
     for label in labels:
         res = {n: run(n, label, args.per_label) for n in names}
+        secs = {n: [res[n][0]] for n in names}
+        for _ in range(args.repeats - 1):  # the methods take turns, so a slow spell hits all
+            for n in names:
+                if n != "reference":
+                    secs[n].append(run(n, label, args.per_label)[0])
+        res = {n: (float(np.median(secs[n])),) + tuple(res[n][1:]) for n in names}
         ref = res["reference"][1]
         for n in names:
             sec, out, rss = res[n]
