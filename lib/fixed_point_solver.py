@@ -57,8 +57,10 @@ def adam(F, s0, x, net, *, iters: int, lr: float, tol_q: float, up: float = 1 / 
     gradient is clipped at twice a running geometric mean of its own gradient norms. A point
     stops once ``q < tol_q`` or its learning rate falls below ``lr_min`` (stalled: a slow
     point). The rate never exceeds ``lr_max``: Adam moves every coordinate by about the rate,
-    so a large rate would carry points across the basins they started in. Whenever fewer than half of the working points are active, the working set is
-    compacted, so the cost follows the active points.
+    so a large rate would carry points across the basins they started in. Whenever fewer
+    than half of the working points are active, the working set is compacted, so the cost
+    follows the active points. The gradient is the map's closed form where it has one
+    (:func:`q_and_grad`) and the update one C pass where :mod:`lib.fp_kernels` runs.
 
     Returns
     -------
