@@ -1,11 +1,14 @@
-"""Closed-form Jacobians of the book's cells (:func:`lib.models.update`), one point per row.
+"""Closed-form derivatives of the book's cells (:func:`lib.models.update`).
 
-For P points s [P, S] of networks whose weights have been gathered per point (params [P, ...]),
-:func:`jacobians` returns ``J = dF/ds`` [P, S, S] and ``D = dF/d drive`` [P, S, G], where the
-drive ``x U + b`` [P, G] is how the input enters every cell; ``dF/dx = D U^T``. The cost is
-a few [P, H, G] products per point, against a forward and backward pass over P x S copies of
-the point for the generic autograd route (:func:`lib.fixed_point_solver.jacobians`).
-Conventions of :mod:`lib.models`: ``z = h W + drive`` (W [H, G]), ``J[p, i, j] = dF_i / ds_j``.
+For P points s [P, S] with weights per point (params [P, ...]) or one network's weights for
+all of them (params [1, ...], used as one matrix), :func:`jacobians` returns ``J = dF/ds``
+[P, S, S] and ``D = dF/d drive`` [P, S, G], where the drive ``x U + b`` [P, G] is how the
+input enters every cell; ``dF/dx = D U^T``. The cost is a few [P, H, G] products per point,
+against a forward and backward pass over P x S copies of the point for the generic autograd
+route (:func:`lib.fixed_point_solver.jacobians`). :func:`q_and_grad` gives the start phase's
+``q = 1/2 |F(s) - s|^2`` and its gradient from one forward pass and a closed-form
+vector-Jacobian product. Conventions of :mod:`lib.models`: ``z = h W + drive`` (W [H, G]),
+``J[p, i, j] = dF_i / ds_j``.
 """
 from __future__ import annotations
 
