@@ -22,11 +22,6 @@ from . import native
 SOURCE = Path(__file__).with_name("cell_kernels.c")
 
 
-def _build(cc: str, flags: tuple = native.FLAGS, root: Path | None = None) -> Path:
-    """Compile the library into the kernel cache (atomically); return its path."""
-    return native.build(SOURCE, cc, flags, root)
-
-
 @functools.cache
 def _lib() -> ctypes.CDLL | None:
     return native.load(SOURCE, "the trainer uses its slower torch ops")

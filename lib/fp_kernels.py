@@ -74,7 +74,7 @@ def solve(J: torch.Tensor, r: torch.Tensor, mu: torch.Tensor):
     work = torch.empty(2 * S * S, dtype=torch.float64)
     if P:
         _function("lm_solve")(P, S, J.data_ptr(), r.data_ptr(), mu.data_ptr(), d.data_ptr(),
-                    info.data_ptr(), work.data_ptr())
+                              info.data_ptr(), work.data_ptr())
     return d, info == 0
 
 

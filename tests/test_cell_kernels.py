@@ -83,7 +83,8 @@ def test_the_numbers_do_not_depend_on_the_vector_width(tmp_path, monkeypatch):
     x = 3 * torch.randn(2, 20, 7, 3, generator=torch.Generator().manual_seed(0))
     vector = run(spec, params, x, True)
     flags = ("-O1", "-fno-tree-vectorize", "-ffp-contract=off", "-shared", "-fPIC")
-    scalar_lib = ctypes.CDLL(str(cell_kernels._build(native.compiler(), flags, tmp_path)))
+    built = native.build(cell_kernels.SOURCE, native.compiler(), flags, tmp_path)
+    scalar_lib = ctypes.CDLL(str(built))
     monkeypatch.setattr(cell_kernels, "_lib", lambda: scalar_lib)
     cell_kernels._function.cache_clear()
     try:
