@@ -76,7 +76,6 @@ def adam(F, s0, x, net, *, iters: int, lr: float, tol_q: float, up: float = 1 / 
     log_g = torch.zeros(N, B, dtype=s.dtype)
     q_prev = torch.full((N, B), math.inf, dtype=s.dtype)
     active = torch.ones(N, B, dtype=torch.bool)
-    b1, b2, eps = 0.9, 0.999, 1e-8
     fused = fp_kernels.usable(s, dtype=torch.float32)
     for t in range(1, iters + 1):
         q, g = q_and_grad(F, s, xw, net)
@@ -94,25 +93,34 @@ def adam(F, s0, x, net, *, iters: int, lr: float, tol_q: float, up: float = 1 / 
                                                                         active)),
                                        t, up, down, lr_max)
             else:
-                rate = torch.where(q < q_prev, rate * up,
-                                   torch.where(q > q_prev, rate * down, rate)).clamp(max=lr_max)
-                q_prev = q
-                gn = g.norm(dim=-1).clamp_min(1e-30)
-                log_g = gn.log() if t == 1 else 0.9 * log_g + 0.1 * gn.log()
-                g = g * (2 * log_g.exp() / gn).clamp(max=1.0)[..., None]
-                m_new, v_new = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
-                upd = rate[..., None] * (m_new / (1 - b1 ** t)) / ((v_new / (1 - b2 ** t)).sqrt() + eps)
-                if active.all():  # no point to hold still (the usual case before compaction)
-                    m, v, s = m_new, v_new, s - upd
-                else:
-                    a = active[..., None]
-                    m, v, s = torch.where(a, m_new, m), torch.where(a, v_new, v), torch.where(a, s - upd, s)
+                s, m, v, rate, log_g, q_prev = adam_update(s, g, m, v, rate, log_g, q, q_prev,
+                                                           active, t, up, down, lr_max)
             if active.sum() * 2 < active.numel() and active.shape[1] > 1:
                 keep = _front(active)
                 s, m, v, rate, log_g, q_prev, idx, active = (
                     _take(z, keep) for z in (s, m, v, rate, log_g, q_prev, idx, active))
                 xw = _take(xw, keep)
     return out_s, out_q, out_it
+
+
+def adam_update(s, g, m, v, rate, log_g, q, q_prev, active, t: int, up: float, down: float,
+                lr_max: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
+    """One iteration of :func:`adam`'s per-point update in torch ops (what
+    ``fp_kernels.adam_points`` does in one C pass): s, g, m, v [..., S]; rate, log_g, q,
+    q_prev, active [...]. Returns the new s, m, v, rate, log_g and q_prev (the inactive
+    points' s, m and v unchanged)."""
+    rate = torch.where(q < q_prev, rate * up,
+                       torch.where(q > q_prev, rate * down, rate)).clamp(max=lr_max)
+    gn = g.norm(dim=-1).clamp_min(1e-30)
+    log_g = gn.log() if t == 1 else 0.9 * log_g + 0.1 * gn.log()
+    g = g * (2 * log_g.exp() / gn).clamp(max=1.0)[..., None]
+    m_new, v_new = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+    upd = rate[..., None] * (m_new / (1 - b1 ** t)) / ((v_new / (1 - b2 ** t)).sqrt() + eps)
+    if active.all():  # no point to hold still (the usual case before compaction)
+        return s - upd, m_new, v_new, rate, log_g, q
+    a = active[..., None]
+    return (torch.where(a, s - upd, s), torch.where(a, m_new, m), torch.where(a, v_new, v),
+            rate, log_g, q)
 
 
 def _write(out_s, out_q, out_it, idx, s, q, t, mask):
