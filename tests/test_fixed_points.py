@@ -373,6 +373,18 @@ def test_exhaustive_reference_contains_the_known_points():
     assert r[0] == 1.0 and not extra.any()
 
 
+def test_reference_does_not_shrink_with_a_leaner_search():
+    """The exhaustive reference keeps its floor of budgets when the search it measures is
+    made leaner, and grows with a larger one."""
+    base = fp_recall.reference_config(fp.FixedPointConfig())
+    lean = fp_recall.reference_config(fp.FixedPointConfig(n_init=64, adam_iters=10,
+                                                          max_midpoints=32))
+    assert lean == base and base.n_init >= 4 * fp.FixedPointConfig().n_init
+    big = fp_recall.reference_config(fp.FixedPointConfig(n_init=1024, adam_iters=400))
+    assert (big.n_init, big.adam_iters, big.midpoint_rounds) == (4096, 2000, 3)
+    assert big.tol_reach == 0.0
+
+
 def test_config_rejects_bad_values_and_keeps_the_old_name():
     with pytest.raises(ValueError):
         fp.FixedPointConfig(n_init=0)
