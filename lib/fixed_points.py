@@ -97,7 +97,7 @@ class FixedPointConfig:
     wide_fraction: float = 0.25
     wide_noise: float = 2.0
     lr: float = 0.05
-    adam_iters: int = 40
+    adam_iters: int = 20
     tol_adam: float = 1e-9
     tol_candidate: float = 1.0
     newton_iters: int = 100
