@@ -19,7 +19,7 @@ rate is per network, not per process start. Kept
 points: q <= 1e-8; recall counts the reference's isolated fixed points (q <= 1e-12, no Jacobian
 eigenvalue within 1e-3 of 1: lib.fp_recall.isolated; a continuum cannot be listed point by point)
 that a method's fixed points match within 1e-3, as chapter 5 does.
-Run: ``python benchmarks/bench_fixed_points.py [--per-label 2] [--labels vanilla-tanh,...]
+Run: ``python benchmarks/bench_fixed_points.py [--per-label 4] [--labels vanilla-tanh,...]
 [--repeats 3]``.
 Uses ``$RNNBOOK_CACHE`` (trains the default flip-flop population there if missing) and stores
 each reference there (``fixed_points/ref-*.npz``; its rate then reads "stored"). Not a test.
@@ -218,7 +218,7 @@ def _nearest(r, f, chunk=2048):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--per-label", type=int, default=2, help="networks per arch x activation")
+    ap.add_argument("--per-label", type=int, default=4, help="networks per arch x activation")
     ap.add_argument("--labels", default="", help="comma-separated, e.g. vanilla-tanh,lstm-relu")
     ap.add_argument("--skip-per-network", action="store_true")
     ap.add_argument("--repeats", type=int, default=3,
