@@ -82,11 +82,10 @@ static int lm_row(I S, const double *restrict J, const double *restrict r, doubl
     for (I k = 0; k < S; k++)
         for (I i = 0; i < S; i++) A[k * S + i] = J[k * S + i] - (i == k ? 1.0 : 0.0);
     for (I i = 0; i < S; i++) d[i] = 0.0;
-    for (I k = 0; k < S; k++) {          /* d = -A^T r, each entry a sum over k in order */
+    for (I k = 0; k < S; k++) {          /* d = -A^T r, each entry one sum over k in order */
         const double rk = r[k], *Ak = A + k * S;
-        for (I i = 0; i < S; i++) d[i] += Ak[i] * rk;
+        for (I i = 0; i < S; i++) d[i] -= Ak[i] * rk;
     }
-    for (I i = 0; i < S; i++) d[i] = -d[i];
     gram_lower(S, A, M);                 /* lower triangle of A^T A + mu I */
     for (I i = 0; i < S; i++) M[i * S + i] += mu;
     for (I j = 0; j < S; j++) {          /* Cholesky M = L L^T in place, column by column */
