@@ -77,7 +77,8 @@ CRITERIA = (
         "still be of another architecture for about two networks in three", margin=0.10),
     Criterion(
         "graph", "2. Flip-flop networks share the canonical fixed-point graph in every cell",
-        "canonical-graph match rate per architecture x activation: 95% Clopper-Pearson interval; "
+        "canonical-graph match rate (isolated fixed points as nodes) per architecture x "
+        "activation: 95% Clopper-Pearson interval; "
         "permutation chi-square test of independence of match and cell",
         "supported if every cell's lower end >= {margin}; not supported if some cell's upper end "
         "< {margin} or independence is rejected (p < {alpha}); otherwise inconclusive (needs >= "

@@ -95,24 +95,32 @@ def code_retention(group: Group, task, n_hold: int = 500, n_trials: int = 64) ->
 
 
 def flipflop_table(group: Group, fps: fp.FixedPoints, codes: np.ndarray):
-    """One row per network: points by number of unstable modes, stable codes held, canonical.
+    """One row per network: isolated points by number of unstable modes, stable codes held,
+    canonical, and the points on a continuum apart.
 
-    A stable point *holds* code c in {-1, +1}^O when its readout is within 0.5 of c in every
-    output. The network is *canonical* when it has exactly 2^O stable fixed points holding all
+    Only *isolated* fixed points (:func:`lib.fp_result.isolated`: no Jacobian eigenvalue within
+    1e-3 of 1) are counted as points: a continuum (a line or plane of numerically fixed points)
+    is sampled at as many places as the search's starts happen to reach, so its count follows
+    the search budget, not the network; ``n_continuum`` counts those samples. A stable point
+    *holds* code c in {-1, +1}^O when its readout is within 0.5 of c in every output. The
+    network is *canonical* when it has exactly 2^O isolated stable fixed points holding all
     2^O codes. ``n_slow`` counts kept points that are slow points (q above the search's
     ``tol_fixed``), not fixed points.
     """
     rows = []
     n_out = codes.shape[1]
+    iso_all = fp.isolated(fps)
     for k, net in enumerate(group.nets):
         m = fps.net == k
         fixed = m & ~fps.slow
-        stable = fixed & (fps.n_unstable == 0)
+        iso = fixed & iso_all
+        stable = iso & (fps.n_unstable == 0)
         held = np.abs(codes[stable] - np.sign(codes[stable])).max(1, initial=0) < 0.5
         n_codes = len({tuple(c) for c in np.sign(codes[stable][held])})
         rows.append(dict(arch=group.spec.arch, activation=group.spec.activation,
                          label=group.label, n_fixed=int(fixed.sum()), n_slow=int((m & ~fixed).sum()),
-                         **{f"unstable_{u}": int((fixed & (fps.n_unstable == u)).sum()) for u in range(4)},
+                         n_continuum=int((fixed & ~iso).sum()),
+                         **{f"unstable_{u}": int((iso & (fps.n_unstable == u)).sum()) for u in range(4)},
                          n_stable=int(stable.sum()), n_codes=n_codes,
                          canonical=bool(stable.sum() == 2 ** n_out and n_codes == 2 ** n_out)))
     return pd.DataFrame(rows)

@@ -46,7 +46,7 @@ import torch
 
 from . import dynamics
 from .checks import Int, Real, check_choice, gather
-from .fixed_points import FixedPointConfig, FixedPoints, cell_map, find_fixed_points
+from .fixed_points import FixedPointConfig, FixedPoints, cell_map, find_fixed_points, isolated
 
 
 @dataclass(frozen=True)
@@ -450,14 +450,17 @@ def flipflop_population(nets, task, fp_config, orbit: OrbitConfig = OrbitConfig(
     -------
     graphs : list of DiGraph, one per network.
     table : DataFrame, one row per network: arch, activation, label, points by number of
-        unstable modes, ``canonical_points`` (8 stable points at the 8 codes, lib.dynamics) and
-        ``matches`` (stable points and 1-saddles form the canonical graph).
+        unstable modes, ``canonical_points`` (8 stable points at the 8 codes, lib.dynamics),
+        ``n_continuum`` (fixed points on a continuum, not nodes of the graph) and ``matches``
+        (isolated stable points and 1-saddles form the canonical graph).
     """
     graphs, tables = [], []
     for g in dynamics.groups(nets):
         fps, _, _ = dynamics.flipflop(g, task, fp_config)  # its midpoint rounds find the saddles
         codes = dynamics.readout_points(g.spec, g.params, fps)
-        graphs += flipflop_graphs(g.spec, g.params, fps, orbit)
+        # nodes: isolated fixed points only (see dynamics.flipflop_table: how many samples of
+        # a continuum a search returns follows its budget, and they would decide the match)
+        graphs += flipflop_graphs(g.spec, g.params, fps.subset(isolated(fps)), orbit)
         tables.append(dynamics.flipflop_table(g, fps, codes))
     table = pd.concat(tables, ignore_index=True)
     table["matches"] = [matches_canonical(G, task.n_out) for G in graphs]

@@ -202,3 +202,29 @@ def test_sine_analyses_survive_a_search_that_finds_no_point(monkeypatch, cache_d
     monkeypatch.setattr(topo.dynamics, "groups", lambda nets: [group])
     tops, table = topo.sine_population([None, None], task, FixedPointConfig(), [0, 4])
     assert len(tops) == 2 and table.freq_corr.isna().all() and (table.limit_cycles == 0).all()
+
+
+def test_a_continuum_sample_is_not_a_node_nor_a_stable_point(two_bit):
+    """A stable point with an eigenvalue at 1 (a sample of a continuum, here with readout "0+")
+    would add a fifth stable point and a node; the table and graph count isolated points only."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+    fp, _ = two_bit
+    corner = int(np.flatnonzero(fp.n_unstable == 0)[0])
+    one = fp.subset([corner], np.zeros(len(fp.start_net), bool))
+    eig = one.eigvals.copy()
+    eig[0, 0] = 1.0
+    sample = replace(one, points=np.array([[0.1, 0.9]]), eigvals=eig)
+    both = fp.concat(sample)
+    spec = models.CellSpec("vanilla", "tanh", 2, 2, 2)
+    p = models.init_params(spec, [0])
+    p["W"] = torch.diag(torch.tensor([2.0, 2.5]))[None]
+    p["U"], p["b"] = torch.eye(2)[None], torch.zeros(1, 1, 2)
+    p["W_out"], p["b_out"] = torch.eye(2)[None], torch.zeros(1, 1, 2)
+    group = SimpleNamespace(nets=[0], spec=spec, label="vanilla-tanh")
+    codes = dynamics.readout_points(spec, p, both)
+    row = dynamics.flipflop_table(group, both, codes).iloc[0]
+    assert (row.n_stable, row.n_continuum, row.n_codes, bool(row.canonical)) == (4, 1, 4, True)
+    assert not topo.matches_canonical(topo.flipflop_graphs(spec, p, both)[0], n_bits=2)
+    assert topo.matches_canonical(topo.flipflop_graphs(spec, p, both.subset(fp_result.isolated(both)))[0],
+                                  n_bits=2)
