@@ -24,16 +24,23 @@ def bits_net(gains):
     1-saddle run along one axis to the two corners it separates.
     """
     n = len(gains)
-    spec = models.CellSpec("vanilla", "tanh", n, n, n)
-    p = models.init_params(spec, [0])
-    p["W"] = torch.diag(torch.tensor(gains))[None]
-    p["U"], p["b"] = torch.eye(n)[None], torch.zeros(1, 1, n)
-    p["W_out"], p["b_out"] = torch.eye(n)[None], torch.zeros(1, 1, n)
+    spec, p = bits_params(gains)
     corners = np.array(list(product([-1.0, 0.0, 1.0], repeat=n))) * [H_STAR[g] for g in gains]
     visited = torch.as_tensor(np.repeat(corners, 8, axis=0))[None]
     fp = find_fixed_points(spec, p, np.zeros(n), visited,
                            FixedPointConfig(n_init=64 * 3 ** n, init_noise=0.01, seed=1))
     return spec, p, fp
+
+
+def bits_params(gains):
+    """The spec and weights of :func:`bits_net`'s network."""
+    n = len(gains)
+    spec = models.CellSpec("vanilla", "tanh", n, n, n)
+    p = models.init_params(spec, [0])
+    p["W"] = torch.diag(torch.tensor(gains))[None]
+    p["U"], p["b"] = torch.eye(n)[None], torch.zeros(1, 1, n)
+    p["W_out"], p["b_out"] = torch.eye(n)[None], torch.zeros(1, 1, n)
+    return spec, p
 
 
 @pytest.fixture(scope="module")
@@ -216,11 +223,7 @@ def test_a_continuum_sample_is_not_a_node_nor_a_stable_point(two_bit):
     eig[0, 0] = 1.0
     sample = replace(one, points=np.array([[0.1, 0.9]]), eigvals=eig)
     both = fp.concat(sample)
-    spec = models.CellSpec("vanilla", "tanh", 2, 2, 2)
-    p = models.init_params(spec, [0])
-    p["W"] = torch.diag(torch.tensor([2.0, 2.5]))[None]
-    p["U"], p["b"] = torch.eye(2)[None], torch.zeros(1, 1, 2)
-    p["W_out"], p["b_out"] = torch.eye(2)[None], torch.zeros(1, 1, 2)
+    spec, p = bits_params([2.0, 2.5])  # two_bit's network
     group = SimpleNamespace(nets=[0], spec=spec, label="vanilla-tanh")
     codes = dynamics.readout_points(spec, p, both)
     row = dynamics.flipflop_table(group, both, codes).iloc[0]
