@@ -65,12 +65,18 @@ def flipflop(group: Group, task, config: fp.FixedPointConfig, n_trials: int = 16
     -------
     fps : FixedPoints of the group; visited : [n, V, S] float32; codes : [M, O] readout.
     """
+    job = flipflop_search(group, task, config, n_trials)
+    fps = job.result()  # chapters 5 and 6 search the same networks
+    return fps, job.visited.numpy(), readout_points(group.spec, group.params, fps)
+
+
+def flipflop_search(group: Group, task, config: fp.FixedPointConfig,
+                    n_trials: int = 16) -> fp_cache.Search:
+    """The search behind :func:`flipflop`: zero input, starts from the probe trials' states."""
     probe = task.probe(n_trials).inputs
-    visited = flipflop_visited(group, task, n_trials)
-    fps = fp_cache.cached(  # chapters 5 and 6 search the same networks
-        fp_cache.search_key(group.spec, group.params, probe, config),
-        lambda: fp.find_fixed_points(group.spec, group.params, np.zeros(task.n_in), visited, config))
-    return fps, visited.numpy(), readout_points(group.spec, group.params, fps)
+    return fp_cache.Search.of(fp_cache.search_key(group.spec, group.params, probe, config),
+                              group.spec, group.params, np.zeros(task.n_in),
+                              flipflop_visited(group, task, n_trials), config)
 
 
 def flipflop_visited(group: Group, task, n_trials: int = 16) -> torch.Tensor:
@@ -148,22 +154,9 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
     visited : [n*J, T, S] the probe trajectories.
     """
     freqs = np.arange(task.n_freqs) if freqs is None else np.asarray(freqs)
-    n, J = len(group.nets), len(freqs)
-    trials = task.trials_for(freqs)
-    visited = fp.visited_states(group.spec, group.params, trials.inputs)  # [n, J*T, S]
-    S, T = visited.shape[-1], task.n_time
-    vis = visited.reshape(n, J, T, S).reshape(n * J, T, S)
-    rep = {k: v.repeat_interleave(J, 0) for k, v in group.params.items()}
-    x = np.tile(task.levels[freqs, None], (n, 1))  # [n*J, 1]
-    # The point sits inside the limit cycle: start near each trajectory's centroid, and from
-    # visited states for the slow, short trials whose centroid is off-centre.
-    ref = vis.double()
-    init = torch.cat([fp.initial_states(ref[:, T // 2:].mean(1, keepdim=True), config),
-                      fp.initial_states(ref, config)], dim=1)
-    key = fp_cache.search_key(group.spec, group.params, trials.inputs, config, inputs=x,
-                              sources=("dynamics.py",))  # the starts are set up here
-    fps = fp_cache.cached(key, lambda: fp.find_fixed_points(group.spec, rep, x, vis, config,
-                                                            init=init))
+    n, J, T, S = len(group.nets), len(freqs), task.n_time, group.spec.state_dim
+    job = sine_search(group, task, config, freqs)
+    fps, rep, x, vis = job.result(), job.params, job.x_star, job.visited
     best = _central_points(fps, vis.numpy(), n * J)
     centres = at_points(fps.points, best)
     cycle = _winding(group.spec, rep, x, vis[:, -1], centres, n_cycle_steps or 2 * T)
@@ -181,6 +174,29 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
     df = pd.DataFrame(rows)
     df["limit_cycle"] = (df.winding >= 1) & (df.amplitude > 0.1)
     return df, fps, best, vis.numpy()
+
+
+def sine_search(group: Group, task, config: fp.FixedPointConfig,
+                freqs=None) -> fp_cache.Search:
+    """The search behind :func:`sine`: the (network, frequency) pairs as one network axis
+    (weights repeated per frequency, each copy with its static input); its ``visited`` are
+    the pairs' probe trajectories [n*J, T, S]."""
+    freqs = np.arange(task.n_freqs) if freqs is None else np.asarray(freqs)
+    n, J = len(group.nets), len(freqs)
+    trials = task.trials_for(freqs)
+    visited = fp.visited_states(group.spec, group.params, trials.inputs)  # [n, J*T, S]
+    S, T = visited.shape[-1], task.n_time
+    vis = visited.reshape(n, J, T, S).reshape(n * J, T, S)
+    rep = {k: v.repeat_interleave(J, 0) for k, v in group.params.items()}
+    x = np.tile(task.levels[freqs, None], (n, 1))  # [n*J, 1]
+    # The point sits inside the limit cycle: start near each trajectory's centroid, and from
+    # visited states for the slow, short trials whose centroid is off-centre.
+    ref = vis.double()
+    init = torch.cat([fp.initial_states(ref[:, T // 2:].mean(1, keepdim=True), config),
+                      fp.initial_states(ref, config)], dim=1)
+    key = fp_cache.search_key(group.spec, group.params, trials.inputs, config, inputs=x,
+                              sources=("dynamics.py",))  # the starts are set up here
+    return fp_cache.Search.of(key, group.spec, rep, x, vis, config, init=init)
 
 
 def at_points(values: np.ndarray, best: np.ndarray) -> np.ndarray:
@@ -262,16 +278,11 @@ def cdi(group: Group, task, config: fp.FixedPointConfig, n_trials: int = 32, n_m
     """
     trials = task.probe(n_trials)
     n, S = len(group.nets), group.spec.state_dim
-    vis_all = fp.visited_states(group.spec, group.params, trials.inputs)  # both contexts
     rows, found = [], {}
     spectra, ablation = np.full((n, 2, n_modes), np.nan), np.full((n, 2, n_modes), np.nan)
-    for c in (0, 1):
-        x = np.r_[0.0, 0.0, np.eye(2)[c]]
+    for c, job in enumerate(cdi_searches(group, task, config, n_trials)):
         vis = fp.visited_states(group.spec, group.params, trials.inputs[trials.info["context"] == c])
-        key = fp_cache.search_key(group.spec, group.params, trials.inputs, config, inputs=x,
-                                  sources=("dynamics.py",))
-        fps = fp_cache.cached(key, lambda: fp.find_fixed_points(group.spec, group.params, x,
-                                                                vis_all, config))
+        fps = job.result()
         found[c] = (fps, vis.numpy())
         traj_y = models.readout(group.spec, group.params, vis)[..., 0].numpy()  # [n, V]
         slow_y = readout_points(group.spec, group.params, fps)[:, 0]
@@ -288,6 +299,21 @@ def cdi(group: Group, task, config: fp.FixedPointConfig, n_trials: int = 32, n_m
                                                                   n_modes)
             rows.append(row)
     return pd.DataFrame(rows), spectra, ablation, found
+
+
+def cdi_searches(group: Group, task, config: fp.FixedPointConfig,
+                 n_trials: int = 32) -> list[fp_cache.Search]:
+    """The searches behind :func:`cdi`, one per context (input: that context's cue alone),
+    each started from the states visited on the probe trials of both contexts."""
+    trials = task.probe(n_trials)
+    vis_all = fp.visited_states(group.spec, group.params, trials.inputs)
+    out = []
+    for c in (0, 1):
+        x = np.r_[0.0, 0.0, np.eye(2)[c]]
+        key = fp_cache.search_key(group.spec, group.params, trials.inputs, config, inputs=x,
+                                  sources=("dynamics.py",))
+        out.append(fp_cache.Search.of(key, group.spec, group.params, x, vis_all, config))
+    return out
 
 
 def _line_fraction(points: np.ndarray) -> float:
@@ -322,6 +348,20 @@ def _cos(a, b) -> float:
 
 
 # ------------------------------------------------------------------------------ populations
+
+
+def searches(nets: dict, tasks: dict, configs: dict, freqs=None) -> list[fp_cache.Search]:
+    """Every search that :func:`run_flipflop`, :func:`run_sine` and :func:`run_cdi` make on
+    the included networks ``nets`` ({task: [Network]}) of the given tasks, so that
+    :func:`lib.fp_cache.fill` can run them side by side first; ``tasks``: {task: task object};
+    ``configs``: {task: FixedPointConfig, or a list of them}; ``freqs``: the sine wave's
+    command indices."""
+    make = {"flipflop": lambda g, t, c: [flipflop_search(g, t, c)],
+            "sine": lambda g, t, c: [sine_search(g, t, c, freqs)], "cdi": cdi_searches}
+    as_list = lambda c: list(c) if isinstance(c, (list, tuple)) else [c]  # noqa: E731
+    return [job for name, ns in nets.items() for cfg in as_list(configs[name])
+            for g in groups(ns) for job in make[name](g, tasks[name], cfg)]
+
 
 
 def run_flipflop(nets, task, config: fp.FixedPointConfig):

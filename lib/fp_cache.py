@@ -7,17 +7,27 @@ format as a trained shard). The key hashes everything the result depends on: the
 parameters and cell, the inputs the visited states come from, the search configuration and
 the source of the modules that compute the search. A damaged or stale entry is searched again
 and rewritten, never used.
+
+A :class:`Search` is one such search written down (its key and its arguments) rather than run,
+so that :func:`fill` can run a chapter's missing searches in worker processes before the
+chapter reads them; the stored results are the same whichever process computed them.
 """
 from __future__ import annotations
 
 import hashlib
 import warnings
-from dataclasses import fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from functools import partial
+from pathlib import Path
 
 import numpy as np
+import torch
 
-from . import fp_kernels, store
+from . import fixed_points as fp
+from . import fp_kernels, models, store
 from .fp_result import FORMAT_VERSION, FixedPoints
+from .scale import run_all
 
 SEARCH_SOURCES = ("fixed_points.py", "fixed_point_solver.py", "fp_result.py", "fp_adapters.py",
                   "cell_jacobians.py", "models.py", "fp_kernels.c")
@@ -55,3 +65,69 @@ def cached(key: str, search, root=None) -> FixedPoints:
     store.save_arrays(path, {f.name: getattr(res, f.name) for f in fields(FixedPoints)},
                       {"key": key})
     return res
+
+
+@dataclass(frozen=True, eq=False)
+class Search:
+    """A fixed-point search of a shard's networks, not yet run, under its cache key.
+
+    The arguments are those of :func:`lib.fixed_points.find_fixed_points`: ``params`` dict of
+    Tensor [N, ...], ``x_star`` [I], [N, I] or [N, B, I], ``visited`` [N, V, S], optional
+    ``init`` [N, B, S]. A search that is no plain :func:`find_fixed_points` call (an
+    exhaustive reference, say) passes ``run``, a picklable function of no arguments, instead.
+    """
+
+    key: str
+    spec: models.CellSpec | None = None
+    params: dict | None = None
+    x_star: np.ndarray | None = None
+    visited: torch.Tensor | None = None
+    config: fp.FixedPointConfig | None = None
+    init: torch.Tensor | None = None
+    run_fn: Callable | None = None
+    cost: float = 1.0
+
+    def run(self) -> FixedPoints:
+        """Search now (no cache)."""
+        if self.run_fn is not None:
+            return self.run_fn()
+        return fp.find_fixed_points(self.spec, self.params, self.x_star, self.visited,
+                                    self.config, init=self.init)
+
+    def result(self, root=None) -> FixedPoints:
+        """The stored result, searched and stored first if missing or damaged."""
+        return cached(self.key, self.run, root)
+
+    @staticmethod
+    def of(key: str, spec, params, x_star, visited, config: fp.FixedPointConfig, init=None):
+        """A :func:`lib.fixed_points.find_fixed_points` search with a cost estimate for :func:`fill`'s order:
+        starts x state size squared x (1 + Adam budget / 1000)."""
+        n, b = (init.shape[:2] if init is not None else (visited.shape[0], config.n_init))
+        cost = n * b * visited.shape[-1] ** 2 * (1 + config.adam_iters / 1000)
+        return Search(key, spec, params, x_star, visited, config, init, cost=float(cost))
+
+
+def fill(searches: Sequence[Search], executor="inprocess", workers: int | None = None,
+         root=None) -> int:
+    """Run every search whose entry is not in the cache yet, on ``executor`` (see
+    :func:`lib.scale.run_all`; ``"processes"``: one worker process per core), costliest first,
+    each storing its result; returns how many ran. Searches that share a key run once.
+    Afterwards :meth:`Search.result` loads them (and searches again, here, any entry that a
+    worker left damaged)."""
+    root = Path(store.default_root() if root is None else root)
+    todo = {s.key: s for s in searches if not (root / "fixed_points" / f"{s.key}.npz").exists()}
+    jobs = sorted(todo.values(), key=lambda s: s.cost, reverse=True)
+    run_all(partial(_store, root=str(root)), jobs, executor, workers, progress=False)
+    return len(jobs)
+
+
+def _store(search: Search, root: str) -> str:
+    """Run ``search`` into the cache under ``root`` on one thread, as the chapters search (the
+    searches are many small ops, and the numbers must not depend on the thread count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        search.result(Path(root))
+    finally:
+        torch.set_num_threads(threads)
+    return search.key

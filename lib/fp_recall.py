@@ -13,13 +13,14 @@ every point exact).
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from itertools import product
 
 import numpy as np
 import pandas as pd
 import torch
 
-from . import models
+from . import fp_cache, models
 from .fixed_points import CellMap, FixedPointConfig, FixedPoints, find, union
 from .fp_result import ISOLATED, isolated  # noqa: F401  (public here too)
 from .population import groups
@@ -140,8 +141,22 @@ def exhaustive(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs
     return union(out, find(F, ref, cfg, inputs=inputs, starts=box), cfg.tol_unique)
 
 
+def reference_search(spec: models.CellSpec, params: dict, visited, config: FixedPointConfig,
+                     x_star) -> fp_cache.Search:
+    """:func:`exhaustive` for ``config`` on the networks ``params`` (dict of Tensor [N, ...]),
+    started from ``visited`` [N, V, S] under the constant input ``x_star`` [I], as a cached
+    :class:`lib.fp_cache.Search` (keyed by the visited states themselves and this module's
+    source too)."""
+    vis = torch.as_tensor(np.asarray(visited))
+    x = np.asarray(x_star, float)
+    key = "ref-" + fp_cache.search_key(spec, params, vis.numpy(), reference_config(config),
+                                       inputs=x, sources=("fp_recall.py",))
+    run = partial(exhaustive, CellMap(spec, params), vis, config, inputs=x)
+    return fp_cache.Search(key, run_fn=run, cost=float(vis.shape[0] * vis.shape[-1] ** 2))
+
+
 def population_recall(nets, x_star, visited_of, config: FixedPointConfig, per_cell: int = 1,
-                      found_of=None):
+                      found_of=None, executor="inprocess", workers: int | None = None):
     """Recall of ``config``'s search against :func:`exhaustive`, on a sample of a population.
 
     Parameters
@@ -155,6 +170,8 @@ def population_recall(nets, x_star, visited_of, config: FixedPointConfig, per_ce
     found_of : optional function Group -> FixedPoints of the whole group (e.g. a chapter's
         own batched search, so that the check covers the very points it analyses); default:
         ``config``'s search of the checked networks alone
+    executor, workers : where the exhaustive references are searched (one per cell, side by
+        side: see :func:`lib.scale.run_all`); they are cached (:func:`reference_search`)
 
     Returns
     -------
@@ -165,12 +182,15 @@ def population_recall(nets, x_star, visited_of, config: FixedPointConfig, per_ce
     """
     rows = []
     x = np.asarray(x_star, float)
-    for whole in groups(nets):
-        g = groups(whole.nets[:per_cell])[0]
-        F, vis = CellMap(g.spec, g.params), visited_of(g)
-        ref = exhaustive(F, vis, config, inputs=x)
+    wholes = groups(nets)
+    checked = [groups(whole.nets[:per_cell])[0] for whole in wholes]
+    visited = [visited_of(g) for g in checked]
+    refs = [reference_search(g.spec, g.params, v, config, x) for g, v in zip(checked, visited)]
+    fp_cache.fill(refs, executor, workers)
+    for whole, g, vis, job in zip(wholes, checked, visited, refs):
+        ref = job.result()
         if found_of is None:
-            mine = find(F, vis, config, inputs=x)
+            mine = find(CellMap(g.spec, g.params), vis, config, inputs=x)
         else:  # the first per_cell networks of the group are the checked ones, in order
             mine = found_of(whole)
             mine = mine.subset(mine.net < len(g.nets), mine.start_net < len(g.nets))

@@ -167,11 +167,13 @@ class FixedPoints(Chapter):
     sine_freq_stride: int
     cdi_tol_keep: float
     recall_per_cell: int
+    executor: str
 
     def rules(self):
         return dict(n_init=Int(1, MAX_N_INIT), tol_fixed=Q_TOL, tol_keep=Q_TOL,
                     sine_freq_stride=Int(1, self.n_freqs, "command frequencies"),
-                    cdi_tol_keep=Q_TOL, recall_per_cell=Int(1, 100, "networks per cell"))
+                    cdi_tol_keep=Q_TOL, recall_per_cell=Int(1, 100, "networks per cell"),
+                    executor=Choice(scale.EXECUTORS))
 
     def relations(self):
         return [lambda: check_order("tol_fixed", self.tol_fixed, "tol_keep", self.tol_keep),
@@ -213,6 +215,7 @@ class Universality(_SVCCA, Chapter):
     orbit_eps: float
     n_perm: int
     seed: int
+    executor: str
 
     def rules(self):
         return dict(svcca_k=_svcca_k(self), variance_rules=VARIANCE_RULES,
@@ -221,7 +224,7 @@ class Universality(_SVCCA, Chapter):
                     cdi_tol_keep=Q_TOL, cdi_tol_grid=ListOf(Q_TOL, max_len=20),
                     adam_iters=Maybe(Int(1, MAX_ITERS)), orbit_steps=Int(1, MAX_ITERS),
                     orbit_eps=Real(0.0, 1.0, low_open=True, why="state units"),
-                    n_perm=Int(1, MAX_PERM), seed=SEED)
+                    n_perm=Int(1, MAX_PERM), seed=SEED, executor=Choice(scale.EXECUTORS))
 
     def relations(self):
         return [lambda: self.orbit, lambda: self.search]

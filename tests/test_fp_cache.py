@@ -88,3 +88,23 @@ def test_the_sine_and_integration_searches_run_once_for_two_chapters(task, cache
     assert np.array_equal(first.points, again.points) and np.array_equal(first.net, again.net)
     run([3, 4])
     assert len(calls) > n_searches  # other networks: searched
+
+
+def test_fill_runs_each_missing_search_once_in_worker_processes(tmp_path):
+    """Searches handed to worker processes store what the same search stores in this process;
+    a key given twice runs once, and a filled cache runs nothing."""
+    jobs = []
+    for seed in (0, 1, 1):
+        spec, params, _, _ = fp_recall.known_network(8, 1, seed=seed)
+        vis = torch.randn(1, 64, 8, generator=torch.Generator().manual_seed(seed))
+        key = fp_cache.search_key(spec, params, np.zeros((2, 5, 1)), CFG)
+        jobs.append(fp_cache.Search.of(key, spec, params, np.zeros(1), vis, CFG))
+    assert fp_cache.fill(jobs, "processes", workers=2, root=tmp_path) == 2
+    assert sorted(p.stem for p in (tmp_path / "fixed_points").glob("*.npz")) == sorted(
+        {j.key for j in jobs})
+    for job in jobs[:2]:
+        here, stored = job.run(), job.result(tmp_path)
+        assert len(stored) == 3
+        for name in ("points", "q", "eigvals", "start_point", "start_q"):
+            assert np.array_equal(getattr(here, name), getattr(stored, name)), name
+    assert fp_cache.fill(jobs, "processes", workers=2, root=tmp_path) == 0
