@@ -153,26 +153,40 @@ def load_or_train(config: PopulationConfig, executor="inprocess", workers: int |
     arrays. Worker processes start with :data:`TRAINING_WORKER_ENV`. ``device="auto"`` trains
     on a GPU when one is present (stored apart from CPU results, whose last bits differ).
     ``on_shard(cfg)`` is called with each missing :class:`~lib.config.ShardConfig` as soon as
-    it is trained and stored (``tools/train.py`` drives its progress bar with it). Missing
-    shards are handed out costliest first (:func:`shard_cost`): with a few workers, a long
-    shard handed out last would finish alone.
+    it is trained and stored. See :func:`train_missing`.
     """
     root = Path(root) if root is not None else store.default_root()
-    shards = config.shards()
-    # a verified load, so corrupt or foreign files count as missing and are rebuilt on the
-    # executor like any missing shard, not one after another here
-    loaded = [store.try_load(c, root, device) for c in shards]
-    # the costliest shards first, so a long one does not start last and finish alone
-    missing = sorted((c for c, res in zip(shards, loaded) if res is None), key=shard_cost,
-                     reverse=True)
-    if missing:
-        done = None if on_shard is None else (lambda i: on_shard(missing[i]))
-        run_all(partial(_train_into_store, root=str(root), device=device), missing, executor,
-                workers, progress, desc=f"training {config.task}", on_done=done,
-                env=TRAINING_WORKER_ENV)
+    loaded = train_missing([config], executor, workers, root, progress, device, on_shard)[0]
     return Population(config, [res if res is not None else
                                store.load_or_train_shard(c, root, device=device)
-                               for c, res in zip(shards, loaded)])
+                               for c, res in zip(config.shards(), loaded)])
+
+
+def train_missing(configs, executor="inprocess", workers: int | None = None,
+                  root: str | Path | None = None, progress: bool = True, device: str = "cpu",
+                  on_shard: Callable | None = None) -> list[list]:
+    """Train the missing shards of several populations (one per task, say) in one pool.
+
+    Every shard of ``configs`` is first loaded with verification, so corrupt or foreign files
+    count as missing and are rebuilt on the executor like any missing shard. The missing ones
+    are handed out costliest first (:func:`shard_cost`) across all the populations: with a few
+    workers, a long shard handed out last would finish alone, and one pool for every task
+    leaves no worker idle at the end of a task. ``on_shard(cfg)`` is called with each missing
+    shard as soon as it is trained and stored (``tools/train.py`` drives its progress bars
+    with it). Returns, per config, the shards that were already stored (a
+    :class:`lib.train.ShardResult`, or None where it was trained here).
+    """
+    root = Path(root) if root is not None else store.default_root()
+    loaded = [[store.try_load(c, root, device) for c in config.shards()] for config in configs]
+    missing = sorted((c for config, got in zip(configs, loaded)
+                      for c, res in zip(config.shards(), got) if res is None),
+                     key=shard_cost, reverse=True)
+    if missing:
+        done = None if on_shard is None else (lambda i: on_shard(missing[i]))
+        desc = "training " + ", ".join(dict.fromkeys(c.task for c in missing))
+        run_all(partial(_train_into_store, root=str(root), device=device), missing, executor,
+                workers, progress, desc=desc, on_done=done, env=TRAINING_WORKER_ENV)
+    return loaded
 
 
 def missing_shards(config: PopulationConfig, root: str | Path | None = None,

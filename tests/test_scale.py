@@ -161,3 +161,22 @@ def test_missing_shards_are_trained_costliest_first_and_kept_in_config_order(tmp
     assert order == [("lstm", "tanh"), ("lstm", "relu"), ("vanilla", "relu"), ("vanilla", "tanh")]
     assert [(s.config.arch, s.config.activation) for s in pop.shards] == [
         (c.arch, c.activation) for c in cfg.shards()]
+
+
+def test_the_missing_shards_of_several_tasks_share_one_pool_costliest_first(tmp_path,
+                                                                            monkeypatch):
+    """tools/train.py trains every task at once: a long shard of one task is handed out before
+    the short ones of another, and each task's stored shards are what load_or_train reads."""
+    from lib import population
+    long_sine = population_config("smoke", "sine", archs=("lstm",), activations=("tanh",),
+                                  n_steps=4)
+    short_ff = population_config("smoke", "flipflop", archs=("vanilla",), activations=("tanh",),
+                                 n_steps=2)
+    order, train_one = [], population._train_into_store
+    monkeypatch.setattr(population, "_train_into_store",
+                        lambda c, **kw: order.append(c.task) or train_one(c, **kw))
+    loaded = population.train_missing([short_ff, long_sine], root=tmp_path, progress=False)
+    assert order == ["sine", "flipflop"] and loaded == [[None], [None]]
+    again = population.train_missing([short_ff, long_sine], root=tmp_path, progress=False)
+    assert order == ["sine", "flipflop"] and all(r is not None for got in again for r in got)
+    assert load_or_train(short_ff, root=tmp_path, progress=False).counts().trained.sum() == 2
