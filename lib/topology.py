@@ -31,7 +31,8 @@ sequence of fixed-point types as the input varies (sine: one point per command f
 classified as a stable/unstable node/focus; CDI: the slow points along each context's line
 attractor, ordered by readout, with their number of unstable modes), and the linearised
 dynamics add the predicted frequency (sine) or the sorted eigenvalue spectrum (CDI). Distances
-between networks are given in :func:`sine_distance` and :func:`cdi_distance`.
+between networks are given in :func:`sine_distance` and :func:`cdi_distance` (every pair at
+once: :func:`sine_distances`, :func:`cdi_distances`).
 """
 from __future__ import annotations
 
@@ -339,14 +340,23 @@ def sine_distance(a: SineTopology, b: SineTopology, part: str = "all") -> float:
 
     ``mismatch`` (``part="structure"``) is the fraction of command frequencies whose fixed
     points are of different kinds; ``rms_error`` (``part="linear"``) is the root-mean-square
-    difference of the predicted frequencies, divided by the range of commanded frequencies (a
-    missing prediction counts as 0 rad/step).
+    difference of the predicted frequencies, divided by the range of ``a``'s commanded
+    frequencies (a missing prediction counts as 0 rad/step). See :func:`sine_distances`.
     """
+    return float(sine_distances([a, b], part)[0, 1])
+
+
+def sine_distances(tops, part: str = "all") -> np.ndarray:
+    """:func:`sine_distance` of every pair of ``tops`` (sequence of :class:`SineTopology` with
+    the same commands) at once: [N, N], the range of the earlier item of a pair as scale."""
     check_choice("part", part, PARTS)
-    mismatch = np.mean(a.kind != b.kind)
-    diff = np.nan_to_num(a.predicted) - np.nan_to_num(b.predicted)
-    rms = np.sqrt(np.mean(diff ** 2)) / max(np.ptp(a.omegas), 1e-12)
-    return float({"all": mismatch + rms, "structure": mismatch, "linear": rms}[part])
+    kind = np.stack([t.kind for t in tops])  # [N, J]
+    pred = np.nan_to_num(np.stack([t.predicted for t in tops]))
+    scale = np.maximum([np.ptp(t.omegas) for t in tops], 1e-12)
+    i = np.arange(len(tops))
+    mismatch = (kind[:, None] != kind[None]).mean(-1)
+    rms = np.sqrt(((pred[:, None] - pred[None]) ** 2).mean(-1)) / scale[np.minimum.outer(i, i)]
+    return {"all": mismatch + rms, "structure": mismatch, "linear": rms}[part]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,17 +406,24 @@ def cdi_distance(a, b, part: str = "all") -> float:
 
     ``a``, ``b`` : sequences of :class:`LineAttractor`, one per context. A context without
     slow points has nan summaries: against a context with points they count as the largest
-    profile difference (1) and a zero spectrum; two such contexts do not differ.
+    profile difference (1) and a zero spectrum; two such contexts do not differ. See
+    :func:`cdi_distances`.
     """
+    return float(cdi_distances([a, b], part)[0, 1])
+
+
+def cdi_distances(lines, part: str = "all") -> np.ndarray:
+    """:func:`cdi_distance` of every pair of ``lines`` (one sequence of :class:`LineAttractor`
+    per network, one per context) at once: [N, N]."""
     check_choice("part", part, PARTS)
-    out = []
-    for x, y in zip(a, b):
-        both = np.isnan(x.profile) & np.isnan(y.profile)
-        prof = np.where(both, 0.0, np.nan_to_num(np.abs(x.profile - y.profile), nan=1.0))
-        spec = np.nan_to_num(x.spectrum) - np.nan_to_num(y.spectrum)
-        terms = {"structure": np.mean(prof), "linear": np.sqrt(np.mean(spec ** 2))}
-        out.append(terms[part] if part in terms else sum(terms.values()))
-    return float(np.mean(out))
+    prof = np.stack([[x.profile for x in net] for net in lines])  # [N, C, bins]
+    spec = np.nan_to_num(np.stack([[x.spectrum for x in net] for net in lines]))  # [N, C, k]
+    d = np.abs(prof[:, None] - prof[None])  # [N, N, C, bins]
+    both = np.isnan(prof[:, None]) & np.isnan(prof[None])
+    structure = np.where(both, 0.0, np.nan_to_num(d, nan=1.0)).mean(-1)  # [N, N, C]
+    linear = np.sqrt(((spec[:, None] - spec[None]) ** 2).mean(-1))
+    per_context = {"structure": structure, "linear": linear, "all": structure + linear}[part]
+    return per_context.mean(-1)
 
 
 # ---------------------------------------------------------------------------------------------

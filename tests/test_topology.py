@@ -180,6 +180,47 @@ def test_line_attractor_summary_and_distance():
     assert topo.cdi_distance([empty], [empty]) == 0.0 and topo.cdi_distance([a], [empty]) > 1
 
 
+def test_all_pairs_at_once_equal_the_pairwise_definitions():
+    """sine_distances and cdi_distances against the per-pair formulas written out here, on
+    items with missing points and contexts without slow points."""
+    rng = np.random.default_rng(0)
+    omegas = np.linspace(0.1, 0.6, 6)
+    tops = []
+    for radius in (1.05, 0.9, 1.1, 0.95):
+        lam = rotation_spectra(omegas + rng.normal(0, 0.02, 6), radius)
+        lam[rng.integers(6)] = np.nan
+        tops.append(topo.sine_topology(omegas, lam))
+    lines = []
+    for i in range(5):
+        P = int(rng.integers(1, 12)) if i else 0  # the first network: no slow points
+        lam = np.abs(rng.normal(size=(P, 4))) + 0j
+        lines.append([topo.line_attractor(rng.normal(size=P), lam, rng.integers(0, 2, P), k=4,
+                                          n_bins=3) for _ in range(2)])
+
+    def sine_pair(a, b, part):
+        mismatch = np.mean(a.kind != b.kind)
+        diff = np.nan_to_num(a.predicted) - np.nan_to_num(b.predicted)
+        rms = np.sqrt(np.mean(diff ** 2)) / np.ptp(a.omegas)
+        return {"all": mismatch + rms, "structure": mismatch, "linear": rms}[part]
+
+    def cdi_pair(a, b, part):
+        out = []
+        for x, y in zip(a, b):
+            both = np.isnan(x.profile) & np.isnan(y.profile)
+            prof = np.where(both, 0.0, np.nan_to_num(np.abs(x.profile - y.profile), nan=1.0))
+            spec = np.nan_to_num(x.spectrum) - np.nan_to_num(y.spectrum)
+            terms = {"structure": np.mean(prof), "linear": np.sqrt(np.mean(spec ** 2))}
+            out.append(terms[part] if part in terms else sum(terms.values()))
+        return np.mean(out)
+
+    for part in topo.PARTS:
+        for items, batched, pair in ((tops, topo.sine_distances, sine_pair),
+                                     (lines, topo.cdi_distances, cdi_pair)):
+            loop = topo.distance_matrix(items, lambda a, b: pair(a, b, part))
+            assert np.allclose(batched(items, part), loop, rtol=1e-12, atol=0), part
+    assert any(np.isnan(x.profile).all() for net in lines for x in net)  # an empty context
+
+
 def test_search_between_stable_points_finds_the_saddles_trials_miss():
     spec, p, _ = bits_net([2.0, 2.5])
     corners = np.array(list(product([-1.0, 1.0], repeat=2))) * [H_STAR[2.0], H_STAR[2.5]]
