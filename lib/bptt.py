@@ -132,6 +132,21 @@ class Workspace:
             self.XR = self.X[:, :n_time].clone()  # [x_t, 1, r_t * h_{t-1}]
             self.Zc = torch.zeros(n_time, N, batch, H, **kw)  # time-major, as Z
             self.dZc = torch.zeros(N, n_time, batch, H, **kw)
+        # each step's slices, made once (a slice costs a dispatch, as much as a small op)
+        self.X_at, self.Z_at, self.dZ_at = self.X.unbind(1), self.Z.unbind(0), self.dZ.unbind(1)
+        if spec.arch == "gru":
+            self.XR_at, self.Zc_at = self.XR.unbind(1), self.Zc.unbind(0)
+            self.dZc_at = self.dZc.unbind(1)
+        self._bound = {}  # fused kernel calls, bound once per (kind, step): see kernel()
+
+    def kernel(self, key, bind) -> None:
+        """Run a fused kernel call, bound by ``bind()`` (a :mod:`lib.cell_kernels` function
+        with ``bind=True``) the first time ``key`` comes: the buffers of a workspace never
+        move, so a call's checked arguments hold for every training step."""
+        call = self._bound.get(key)
+        if call is None:
+            call = self._bound[key] = bind()
+        call[0](*call[1])
 
     def h(self, t: int) -> torch.Tensor:
         """h_{t-1}: [N, B, H] (a view into X)."""
@@ -228,7 +243,7 @@ def backward(ws: Workspace, mats: list[torch.Tensor]) -> list[torch.Tensor]:
     for t in range(ws.T, 0, -1):
         if t < ws.T:
             gate(ws, mats, t)  # the gate columns of dZ[:, t] from ws.dh = dL/dh_t
-        torch.bmm(ws.dZ[:, t], A_hT, out=ws.dh)  # dL/dh_{t-1} through the matmul of step t
+        torch.bmm(ws.dZ_at[t], A_hT, out=ws.dh)  # dL/dh_{t-1} through the matmul of step t
         if t < ws.T and ws.spec.arch in ("ugrnn", "gru"):
             ws.dh.add_(ws.tmp[3])  # the path through u * h_{t-1} (and r * h_{t-1})
     gate(ws, mats, 0)
@@ -295,50 +310,61 @@ _BWD = {"vanilla": _bwd_vanilla, "ugrnn": _bwd_ugrnn, "gru": _bwd_gru, "lstm": _
 # ---- the same steps through the fused kernels of lib.cell_kernels --------------------------
 
 def _kfwd_vanilla(ws, mats, t):
-    z = torch.bmm(ws.X[:, t], mats[0], out=ws.Z[t])[..., :ws.H]
-    K.vanilla_fwd(ws.spec.activation, z, ws.h(t + 1))
+    torch.bmm(ws.X_at[t], mats[0], out=ws.Z_at[t])
+    ws.kernel(("fwd", t), lambda: K.vanilla_fwd(ws.spec.activation, ws.Z_at[t][..., :ws.H],
+                                                ws.h(t + 1), bind=True))
 
 
 def _kfwd_ugrnn(ws, mats, t):
-    H, z = ws.H, torch.bmm(ws.X[:, t], mats[0], out=ws.Z[t])
-    K.sigmoid_blocks(z, H, 1)
-    K.mix_fwd(ws.spec.activation, z[..., :H], z[..., H:2 * H], ws.h(t), ws.h(t + 1))
+    H, z = ws.H, torch.bmm(ws.X_at[t], mats[0], out=ws.Z_at[t])
+    ws.kernel(("gate", t), lambda: K.sigmoid_blocks(z, H, 1, bind=True))
+    ws.kernel(("fwd", t), lambda: K.mix_fwd(ws.spec.activation, z[..., :H], z[..., H:2 * H],
+                                            ws.h(t), ws.h(t + 1), bind=True))
 
 
 def _kfwd_gru(ws, mats, t):
-    H, z = ws.H, torch.bmm(ws.X[:, t], mats[0], out=ws.Z[t])
-    K.sigmoid_blocks(z, H, 2)
-    K.gru_reset(z[..., H:2 * H], ws.h(t), ws.XR[:, t, :, ws.I + 1:])
-    c = torch.bmm(ws.XR[:, t], mats[1], out=ws.Zc[t])
-    K.mix_fwd(ws.spec.activation, z[..., :H], c, ws.h(t), ws.h(t + 1))
+    H, z = ws.H, torch.bmm(ws.X_at[t], mats[0], out=ws.Z_at[t])
+    ws.kernel(("gate", t), lambda: K.sigmoid_blocks(z, H, 2, bind=True))
+    ws.kernel(("reset", t), lambda: K.gru_reset(z[..., H:2 * H], ws.h(t),
+                                                ws.XR[:, t, :, ws.I + 1:], bind=True))
+    c = torch.bmm(ws.XR_at[t], mats[1], out=ws.Zc_at[t])
+    ws.kernel(("fwd", t), lambda: K.mix_fwd(ws.spec.activation, z[..., :H], c, ws.h(t),
+                                            ws.h(t + 1), bind=True))
 
 
 def _kfwd_lstm(ws, mats, t):
-    z = torch.bmm(ws.X[:, t], mats[0], out=ws.Z[t])[..., :4 * ws.H]
-    K.lstm_fwd(ws.spec.activation, z, ws.C[:, t], ws.C[:, t + 1], ws.PC[:, t], ws.h(t + 1))
+    torch.bmm(ws.X_at[t], mats[0], out=ws.Z_at[t])
+    ws.kernel(("fwd", t), lambda: K.lstm_fwd(ws.spec.activation, ws.Z_at[t][..., :4 * ws.H],
+                                             ws.C[:, t], ws.C[:, t + 1], ws.PC[:, t],
+                                             ws.h(t + 1), bind=True))
 
 
 def _kbwd_vanilla(ws, mats, t):
-    K.vanilla_bwd(ws.spec.activation, ws.h(t + 1), ws.dh, ws.dZ[:, t, :, :ws.H])
+    ws.kernel(("bwd", t), lambda: K.vanilla_bwd(ws.spec.activation, ws.h(t + 1), ws.dh,
+                                                ws.dZ[:, t, :, :ws.H], bind=True))
 
 
 def _kbwd_ugrnn(ws, mats, t):
-    H, z, dz = ws.H, ws.Z[t], ws.dZ[:, t]
-    K.mix_bwd(ws.spec.activation, z[..., :H], z[..., H:2 * H], ws.h(t), ws.dh, dz[..., :H],
-              dz[..., H:2 * H], ws.tmp[3])
+    H, z, dz = ws.H, ws.Z_at[t], ws.dZ_at[t]
+    ws.kernel(("bwd", t), lambda: K.mix_bwd(ws.spec.activation, z[..., :H], z[..., H:2 * H],
+                                            ws.h(t), ws.dh, dz[..., :H], dz[..., H:2 * H],
+                                            ws.tmp[3], bind=True))
 
 
 def _kbwd_gru(ws, mats, t):
-    H, z, dz, dZc = ws.H, ws.Z[t], ws.dZ[:, t], ws.dZc[:, t]
-    K.mix_bwd(ws.spec.activation, z[..., :H], ws.Zc[t], ws.h(t), ws.dh, dz[..., :H], dZc,
-              ws.tmp[3])
+    H, z, dz, dZc = ws.H, ws.Z_at[t], ws.dZ_at[t], ws.dZc_at[t]
+    ws.kernel(("bwd", t), lambda: K.mix_bwd(ws.spec.activation, z[..., :H], ws.Zc_at[t],
+                                            ws.h(t), ws.dh, dz[..., :H], dZc, ws.tmp[3],
+                                            bind=True))
     drh = torch.bmm(dZc, mats[1][:, ws.I + 1:].transpose(1, 2), out=ws.tmp[1])  # d(r h)
-    K.gru_reset_bwd(z[..., H:2 * H], ws.h(t), drh, dz[..., H:2 * H], ws.tmp[3])
+    ws.kernel(("reset bwd", t), lambda: K.gru_reset_bwd(z[..., H:2 * H], ws.h(t), drh,
+                                                        dz[..., H:2 * H], ws.tmp[3], bind=True))
 
 
 def _kbwd_lstm(ws, mats, t):
-    K.lstm_bwd(ws.spec.activation, ws.Z[t][..., :4 * ws.H], ws.C[:, t], ws.PC[:, t], ws.dh,
-               ws.dc, ws.dZ[:, t, :, :4 * ws.H])
+    ws.kernel(("bwd", t), lambda: K.lstm_bwd(ws.spec.activation, ws.Z_at[t][..., :4 * ws.H],
+                                             ws.C[:, t], ws.PC[:, t], ws.dh, ws.dc,
+                                             ws.dZ[:, t, :, :4 * ws.H], bind=True))
 
 
 _FUSED_FWD = {"vanilla": _kfwd_vanilla, "ugrnn": _kfwd_ugrnn, "gru": _kfwd_gru,

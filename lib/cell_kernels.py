@@ -5,9 +5,11 @@ a dozen torch calls per step, each a pass over [N, B, H] strided views. Here eac
 C loop, compiled once per machine by :mod:`lib.native` and reused by every process.
 
 Every function takes [N, B, H]-shaped float32 CPU views whose last axis is contiguous (views of
-the trainer's buffers) and writes in place. :func:`available` says whether the library could be
-built; without a C compiler the trainer uses its torch ops instead (and stores its results under
-another key, as the numbers differ in the last bits).
+the trainer's buffers) and writes in place; with ``bind=True`` it returns ``(function,
+arguments)`` instead, checked once, for a caller to run again and again on the same buffers.
+:func:`available` says whether the library could be built; without a C compiler the trainer
+uses its torch ops instead (and stores its results under another key, as the numbers differ in
+the last bits).
 """
 from __future__ import annotations
 
@@ -56,55 +58,61 @@ def _function(name: str, n_views: int, n_sizes: int):
     return fn
 
 
-def _call(name: str, H: int, *views: torch.Tensor, blocks: int | None = None) -> None:
+def _call(name: str, H: int, *views: torch.Tensor, blocks: int | None = None,
+          bind: bool = False):
+    """Call ``name`` on the views, or with ``bind`` return ``(function, arguments)`` to call
+    later: the checks and the argument list cost more than a small kernel's work, and a caller
+    whose buffers never move (:class:`lib.bptt.Workspace`) binds each call once."""
     N, B = views[0].shape[:2]
     for v in views:
         if v.shape[:2] != (N, B):
             raise ValueError(f"{name}: operands of shapes {[tuple(w.shape) for w in views]}")
     sizes = (N, B, H) if blocks is None else (N, B, H, blocks)
-    _function(name, len(views), len(sizes))(*sizes, *(a for v in views for a in _view(v)))
+    fn = _function(name, len(views), len(sizes))
+    args = (*sizes, *(a for v in views for a in _view(v)))
+    return (fn, args) if bind else fn(*args)
 
 
-def sigmoid_blocks(z: torch.Tensor, H: int, blocks: int) -> None:
+def sigmoid_blocks(z: torch.Tensor, H: int, blocks: int, bind: bool = False):
     """z[..., :blocks H] <- sigmoid of itself. z [N, B, >= blocks H]."""
-    _call("sigmoid_blocks", H, z, blocks=blocks)
+    return _call("sigmoid_blocks", H, z, blocks=blocks, bind=bind)
 
 
-def vanilla_fwd(act: str, z, h) -> None:
+def vanilla_fwd(act: str, z, h, bind: bool = False):
     """h = phi(z): z, h [N, B, H]."""
-    _call(f"vanilla_fwd_{act}", h.shape[2], z, h)
+    return _call(f"vanilla_fwd_{act}", h.shape[2], z, h, bind=bind)
 
 
-def vanilla_bwd(act: str, h, dh, dz) -> None:
+def vanilla_bwd(act: str, h, dh, dz, bind: bool = False):
     """dz = phi'(z) dh from h = phi(z)."""
-    _call(f"vanilla_bwd_{act}", h.shape[2], h, dh, dz)
+    return _call(f"vanilla_bwd_{act}", h.shape[2], h, dh, dz, bind=bind)
 
 
-def mix_fwd(act: str, u, c, hp, h) -> None:
+def mix_fwd(act: str, u, c, hp, h, bind: bool = False):
     """c <- phi(c) in place; h = c + u (hp - c). u is the activated update gate."""
-    _call(f"mix_fwd_{act}", h.shape[2], u, c, hp, h)
+    return _call(f"mix_fwd_{act}", h.shape[2], u, c, hp, h, bind=bind)
 
 
-def mix_bwd(act: str, u, c, hp, dh, du, dc, uh) -> None:
+def mix_bwd(act: str, u, c, hp, dh, du, dc, uh, bind: bool = False):
     """Backward of h = c + u (hp - c): du, dc before the activations; uh = u dh."""
-    _call(f"mix_bwd_{act}", u.shape[2], u, c, hp, dh, du, dc, uh)
+    return _call(f"mix_bwd_{act}", u.shape[2], u, c, hp, dh, du, dc, uh, bind=bind)
 
 
-def lstm_fwd(act: str, z, cp, c, pc, h) -> None:
+def lstm_fwd(act: str, z, cp, c, pc, h, bind: bool = False):
     """z [N, B, 4H] = [i, f, g, o] activated in place; c = f cp + i g; pc = phi(c); h = o pc."""
-    _call(f"lstm_fwd_{act}", h.shape[2], z, cp, c, pc, h)
+    return _call(f"lstm_fwd_{act}", h.shape[2], z, cp, c, pc, h, bind=bind)
 
 
-def lstm_bwd(act: str, z, cp, pc, dh, dc, dz) -> None:
+def lstm_bwd(act: str, z, cp, pc, dh, dc, dz, bind: bool = False):
     """dz [N, B, 4H] from dh and the carried dc (which becomes dL/dc_{t-1}, in place)."""
-    _call(f"lstm_bwd_{act}", dh.shape[2], z, cp, pc, dh, dc, dz)
+    return _call(f"lstm_bwd_{act}", dh.shape[2], z, cp, pc, dh, dc, dz, bind=bind)
 
 
-def gru_reset(r, hp, rh) -> None:
+def gru_reset(r, hp, rh, bind: bool = False):
     """rh = r hp."""
-    _call("gru_reset", r.shape[2], r, hp, rh)
+    return _call("gru_reset", r.shape[2], r, hp, rh, bind=bind)
 
 
-def gru_reset_bwd(r, hp, drh, dr, uh) -> None:
+def gru_reset_bwd(r, hp, drh, dr, uh, bind: bool = False):
     """Backward of rh = r hp: dr before the sigmoid; uh += drh r."""
-    _call("gru_reset_bwd", r.shape[2], r, hp, drh, dr, uh)
+    return _call("gru_reset_bwd", r.shape[2], r, hp, drh, dr, uh, bind=bind)

@@ -100,8 +100,8 @@ class Search:
 
     @staticmethod
     def of(key: str, spec, params, x_star, visited, config: fp.FixedPointConfig, init=None):
-        """A :func:`lib.fixed_points.find_fixed_points` search with a cost estimate for :func:`fill`'s order:
-        starts x state size squared x (1 + Adam budget / 1000)."""
+        """A :func:`lib.fixed_points.find_fixed_points` search, with a cost estimate for the
+        order of :func:`fill`: starts x state size squared x (1 + Adam budget / 1000)."""
         n, b = (init.shape[:2] if init is not None else (visited.shape[0], config.n_init))
         cost = n * b * visited.shape[-1] ** 2 * (1 + config.adam_iters / 1000)
         return Search(key, spec, params, x_star, visited, config, init, cost=float(cost))

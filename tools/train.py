@@ -8,8 +8,8 @@ The missing shards of all the tasks are trained in one pool of worker processes
 (``$RNNBOOK_CACHE``, else ``.cache/populations``), so the book build that follows only loads.
 Each task's bar counts its networks (rate and time left) and shows shards done out of the
 task's total; shards already in the cache count as done. Since the tasks' shards interleave,
-a bar ``all`` above them gives the rate and the time left of the whole run. ``make train`` runs this, and
-``make book`` runs ``make train`` first.
+a bar ``all`` above them gives the rate and the time left of the whole run. ``make train``
+runs this, and ``make book`` runs ``make train`` first.
 """
 from __future__ import annotations
 
