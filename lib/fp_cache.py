@@ -74,7 +74,7 @@ class Search:
     The arguments are those of :func:`lib.fixed_points.find_fixed_points`: ``params`` dict of
     Tensor [N, ...], ``x_star`` [I], [N, I] or [N, B, I], ``visited`` [N, V, S], optional
     ``init`` [N, B, S]. A search that is no plain :func:`find_fixed_points` call (an
-    exhaustive reference, say) passes ``run``, a picklable function of no arguments, instead.
+    exhaustive reference, say) passes ``run_fn``, a picklable function of no arguments, instead.
     """
 
     key: str
