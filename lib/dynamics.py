@@ -23,8 +23,8 @@ def search_configs(n_init: int = 256, tol_fixed: float = 1e-12, tol_slow: float 
     """The book's fixed-point searches, the same in every chapter: ``{task: FixedPointConfig}``.
 
     Flip-flop: the search's defaults (trajectory starts with noise at half the visited spread,
-    a quarter at twice it, adaptive Adam, float64 polish, two rounds of midpoint and slow-mode
-    neighbour starts). Sine wave: the same with 16 starts per (network, command) from the
+    a quarter at the whole spread, adaptive Adam, float64 polish, two rounds of midpoint and
+    slow-mode neighbour starts). Sine wave: the same with 16 starts per (network, command) from the
     trajectory and 16 from its centre, since one point per command is expected and there are
     many commands. Integration: slow points along the line attractors, so no polish (it would
     slide them to the line's few exact fixed points), no further rounds between slow points of

@@ -50,8 +50,12 @@ class FixedPointConfig:
         of the visited states' standard deviation (pooled over coordinates, per network), so
         that the starts cover the region the network visits, for tanh and ReLU alike.
     wide_fraction : this fraction of the starts gets ``wide_noise`` instead of ``init_noise``:
-        some stable points (ReLU LSTMs) lie two or more radii from every visited state.
-    wide_noise : their noise, as a fraction of the visited states' standard deviation.
+        some stable points and saddles of ReLU LSTMs lie about a radius from every visited
+        state, between the basins that the narrow starts reach.
+    wide_noise : their noise, as a fraction of the visited states' standard deviation (1: a
+        Gaussian cloud of about the visited states' own RMS radius). On the book's ReLU-LSTM
+        flip-flop networks, 1.0 recovered more of the exhaustive reference than 2.0, whose
+        starts overshoot that band.
     lr : initial Adam learning rate (each point's rate then adapts).
     adam_iters : Adam iteration budget per point (a short descent into the basin; the polish
         does the rest).
@@ -88,14 +92,16 @@ class FixedPointConfig:
         of ReLU networks come in clusters along slow directions, and one member's basin can
         be too small for any random start (0: midpoints only).
     neighbour_steps : the steps, as fractions of the visited states' RMS radius (the
-        square root of their total variance).
+        square root of their total variance): short steps for the members of a cluster, steps
+        of about a radius for the points one basin over (stable points of ReLU LSTMs lie about
+        1.2 radii from their nearest neighbour).
     seed : seed of the start draw and noise.
     """
 
     n_init: int = 256
     init_noise: float = 0.5
     wide_fraction: float = 0.25
-    wide_noise: float = 2.0
+    wide_noise: float = 1.0
     lr: float = 0.05
     adam_iters: int = 20
     tol_adam: float = 1e-9
@@ -113,7 +119,7 @@ class FixedPointConfig:
     midpoint_rounds: int = 2
     max_midpoints: int = 512
     neighbour_modes: int = 2
-    neighbour_steps: tuple = (0.03, 0.3)
+    neighbour_steps: tuple = (0.03, 0.3, 0.6, 1.2)
     seed: int = 0
 
     def __post_init__(self):
@@ -430,7 +436,7 @@ def initial_states(ref: torch.Tensor, config: FixedPointConfig) -> torch.Tensor:
     The noise has standard deviation ``init_noise`` x the visited states' standard deviation
     (pooled over coordinates), so the starts fill the visited region and its surroundings:
     saddles between attractors lie where trials pass only briefly. The last ``wide_fraction``
-    of the starts get ``wide_noise`` instead (points far outside the visited region).
+    of the starts get ``wide_noise`` instead (points about a radius outside the visited region).
     """
     g = torch.Generator().manual_seed(config.seed)
     n, v, S = ref.shape

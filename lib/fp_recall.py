@@ -102,22 +102,26 @@ def recall(found: FixedPoints, ref_points, ref_net, tol: float = 1e-3, mask=None
     return out, hit, extra
 
 
-# The least of the reference's budgets: a leaner search is measured against the same
-# reference, not against a reference that shrank with it.
+# The least of the reference's budgets and the broadest of its start designs: a leaner search
+# is measured against the same reference, not against a reference that shrank with it.
 REFERENCE_FLOOR = dict(n_init=1024, adam_iters=200, newton_iters=200, stall_iters=20,
-                       max_midpoints=2048)
+                       max_midpoints=2048, wide_noise=2.0)
+REFERENCE_STEPS = (0.03, 0.3, 1.0, 2.0)
 
 
 def reference_config(config: FixedPointConfig = FixedPointConfig()) -> FixedPointConfig:
     """A deliberately exhaustive version of ``config``: 4x the starts, 5x the Adam budget,
-    twice the polish and twice its patience (each at least its ``REFERENCE_FLOOR``), up to
-    three rounds of midpoint and neighbour starts (4x as many), no shortcut onto known points
-    (tol_reach 0)."""
+    twice the polish and twice its patience, wide starts at least twice the visited spread
+    (each at least its ``REFERENCE_FLOOR``), up to three rounds of midpoint and neighbour
+    starts (4x as many, with ``REFERENCE_STEPS`` added to the neighbour steps), no shortcut
+    onto known points (tol_reach 0)."""
     more = dict(n_init=4 * config.n_init, adam_iters=5 * config.adam_iters,
                 newton_iters=2 * config.newton_iters, stall_iters=2 * config.stall_iters,
-                max_midpoints=4 * config.max_midpoints)
+                max_midpoints=4 * config.max_midpoints, wide_noise=config.wide_noise)
+    steps = tuple(sorted(set(config.neighbour_steps) | set(REFERENCE_STEPS)))
     return replace(config, **{k: max(v, REFERENCE_FLOOR[k]) for k, v in more.items()},
-                   tol_adam=min(config.tol_adam, 1e-10), tol_reach=0.0, midpoint_rounds=3)
+                   tol_adam=min(config.tol_adam, 1e-10), tol_reach=0.0, midpoint_rounds=3,
+                   neighbour_steps=steps)
 
 
 def exhaustive(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None,
