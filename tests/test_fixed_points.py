@@ -383,7 +383,8 @@ def test_reference_does_not_shrink_with_a_leaner_search():
     big = fp_recall.reference_config(fp.FixedPointConfig(n_init=1024, adam_iters=400))
     assert (big.n_init, big.adam_iters, big.midpoint_rounds) == (4096, 2000, 3)
     assert big.tol_reach == 0.0
-    narrow = fp_recall.reference_config(fp.FixedPointConfig(wide_noise=0.5, neighbour_steps=(0.1,)))
+    narrow = fp_recall.reference_config(fp.FixedPointConfig(wide_noise=0.5,
+                                                            neighbour_steps=(0.1,)))
     assert narrow.wide_noise == 2.0 and narrow.neighbour_steps == (0.03, 0.1, 0.3, 1.0, 2.0)
 
 
