@@ -159,6 +159,21 @@ def reference_search(spec: models.CellSpec, params: dict, visited, config: Fixed
     return fp_cache.Search(key, run_fn=run, cost=float(vis.shape[0] * vis.shape[-1] ** 2))
 
 
+def reference_searches(nets, x_star, visited_of, config: FixedPointConfig,
+                       per_cell: int = 1) -> list[fp_cache.Search]:
+    """The exhaustive references that :func:`population_recall` checks against (same
+    arguments), as searches not yet run: a chapter fills them in one go with its own."""
+    return _references(nets, np.asarray(x_star, float), visited_of, config, per_cell)[2]
+
+
+def _references(nets, x, visited_of, config, per_cell):
+    """(checked groups, their visited states, their reference searches), one per cell."""
+    checked = [groups(whole.nets[:per_cell])[0] for whole in groups(nets)]
+    visited = [visited_of(g) for g in checked]
+    return checked, visited, [reference_search(g.spec, g.params, v, config, x)
+                              for g, v in zip(checked, visited)]
+
+
 def population_recall(nets, x_star, visited_of, config: FixedPointConfig, per_cell: int = 1,
                       found_of=None, executor="inprocess", workers: int | None = None):
     """Recall of ``config``'s search against :func:`exhaustive`, on a sample of a population.
@@ -187,9 +202,7 @@ def population_recall(nets, x_star, visited_of, config: FixedPointConfig, per_ce
     rows = []
     x = np.asarray(x_star, float)
     wholes = groups(nets)
-    checked = [groups(whole.nets[:per_cell])[0] for whole in wholes]
-    visited = [visited_of(g) for g in checked]
-    refs = [reference_search(g.spec, g.params, v, config, x) for g, v in zip(checked, visited)]
+    checked, visited, refs = _references(nets, x, visited_of, config, per_cell)
     fp_cache.fill(refs, executor, workers)
     for whole, g, vis, job in zip(wholes, checked, visited, refs):
         ref = job.result()

@@ -6,7 +6,8 @@ import torch
 from lib import dynamics, models
 from lib import fixed_points as fp
 from lib import fp_cache, fp_kernels, fp_recall
-from lib.population import Group
+from lib.config import population_config
+from lib.population import Group, load_or_train
 from lib.tasks import make_task
 
 CFG = fp.FixedPointConfig(n_init=16, midpoint_rounds=0)
@@ -108,3 +109,22 @@ def test_fill_runs_each_missing_search_once_in_worker_processes(tmp_path):
         for name in ("points", "q", "eigvals", "start_point", "start_q"):
             assert np.array_equal(getattr(here, name), getattr(stored, name)), name
     assert fp_cache.fill(jobs, "processes", workers=2, root=tmp_path) == 0
+
+
+def test_a_chapter_fills_the_recall_references_with_its_own_searches(cache_dir, monkeypatch):
+    """``population_recall`` checks against exactly the searches that ``reference_searches``
+    lists, so a chapter that fills those first leaves it nothing to search."""
+    cfg = population_config("smoke", "flipflop", archs=("vanilla",), n_steps=2)
+    pop = load_or_train(cfg, executor="inprocess", progress=False)
+    task = cfg.shards()[0].make_task()
+    x, config = np.zeros(task.n_in), fp.FixedPointConfig(n_init=8, midpoint_rounds=0)
+
+    def visited_of(group):
+        return dynamics.flipflop_visited(group, task)
+
+    jobs = fp_recall.reference_searches(pop.included(), x, visited_of, config)
+    assert len(jobs) == 2 and fp_cache.fill(jobs) == 2  # one network of each activation
+    fill, ran = fp_cache.fill, []
+    monkeypatch.setattr(fp_cache, "fill", lambda *a, **k: ran.append(fill(*a, **k)))
+    table = fp_recall.population_recall(pop.included(), x, visited_of, config)
+    assert ran == [0] and len(table) == 2
