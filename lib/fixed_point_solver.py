@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from . import fp_kernels
+from . import fp_kernels, fp_lm
 
 STALL_FACTOR = 10.0  # polish: a row whose q fell less than this over `stall` iterations stops
 CONTRACTION = 0.1  # absorb: a step that shrank the distance to a kept point at least this much
@@ -242,17 +242,20 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
     if absorb is not None:
         mu[absorb.frozen] = math.inf  # known points: references only
     eye = torch.eye(s.shape[-1], dtype=s.dtype)
+    held = fp_lm.Held(len(q), s.shape[-1], s.dtype)
     q_mark = q.clone()
     for i in range(n_iter):
         if stall and i and i % stall == 0:
             mu[q > q_mark / STALL_FACTOR] = math.inf
             q_mark = q.clone()
-        act = ((q > q_done) & (mu < 1e6) & (into < 0)).nonzero()[:, 0]
+        work = (q > q_done) & (mu < 1e6) & (into < 0)
+        held.release((~work & (held.slot >= 0)).nonzero()[:, 0])
+        act = work.nonzero()[:, 0]
         if len(act) == 0:
             break
         before = s[act] if absorb is not None else None  # for the reach rule
         for rows in act.split(chunk):  # blocks that stay in cache: [P, S, S] per step
-            _lm_step(F, s, f, x, net, q, mu, rows, eye)
+            _lm_step(F, s, f, x, net, q, mu, rows, eye, held)
         its[act] += 1
         if absorb is not None:
             absorb.step(s, q, into, act, before)
@@ -263,12 +266,24 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
     return s, q, its, into
 
 
-def _lm_step(F, s, f, x, net, q, mu, rows, eye):
-    """One Levenberg-Marquardt step of the rows [K] of s, F(s) f, q and mu (in place)."""
+def _lm_step(F, s, f, x, net, q, mu, rows, eye, held: fp_lm.Held):
+    """One Levenberg-Marquardt step of the rows [K] of s, F(s) f, q and mu (in place). A row
+    whose last step was rejected takes its normal equations from ``held``; a row rejected now
+    leaves its own there."""
     sa, xa, na = s[rows], x[rows], net[rows]
-    J = jacobians(F, sa, xa, na)
+    slot = held.slot[rows]
+    fresh = (slot < 0).nonzero()[:, 0]
+    whole = len(fresh) == len(rows)  # no row held: skip the index copies
+    pick = (lambda z: z) if whole else (lambda z: z[fresh])  # noqa: E731
+    d = torch.empty_like(sa)
+    if len(fresh):
+        J = jacobians(F, pick(sa), pick(xa), pick(na))
+        M, g = fp_lm.normal_equations(J.detach(), pick(f[rows] - sa), eye)
+        d[fresh] = fp_lm.damped_direction(M, g, mu[rows[fresh]], eye)
+    if not whole:
+        hv = (slot >= 0).nonzero()[:, 0]
+        d[hv] = fp_lm.damped_direction(held.M[slot[hv]], held.g[slot[hv]], mu[rows[hv]], eye)
     with torch.no_grad():
-        d = lm_direction(J.detach(), f[rows] - sa, mu[rows], eye)
         s_new = sa + d
         f_new = F(s_new[:, None], xa[:, None], na)[:, 0]
         q_new = 0.5 * (f_new - s_new).pow(2).sum(-1)
@@ -277,25 +292,10 @@ def _lm_step(F, s, f, x, net, q, mu, rows, eye):
     f[rows] = torch.where(better[:, None], f_new, f[rows])
     q[rows] = torch.where(better, q_new, q[rows])
     mu[rows] = torch.where(better, mu[rows] / 10, mu[rows] * 10).clamp(min=1e-14)
-
-
-def lm_direction(J: torch.Tensor, r: torch.Tensor, mu: torch.Tensor, eye: torch.Tensor):
-    """d [K, S] solving ``(A^T A + mu I) d = -A^T r`` with ``A = J - I`` for J [K, S, S],
-    r [K, S], mu [K]: in C where :mod:`lib.fp_kernels` runs (float64 on the CPU), in torch
-    elsewhere and for the rows whose normal matrix the C Cholesky rejects."""
-    if not fp_kernels.usable(J, r, mu):
-        return _torch_direction(J, r, mu, eye)
-    d, ok = fp_kernels.solve(J, r, mu)
-    if not ok.all():
-        bad = ~ok
-        d[bad] = _torch_direction(J[bad], r[bad], mu[bad], eye)
-    return d
-
-
-def _torch_direction(J, r, mu, eye):
-    A = J - eye
-    At = A.transpose(-1, -2)
-    return _spd_solve(torch.baddbmm(mu[:, None, None] * eye, At, A), -(At @ r[..., None]))[..., 0]
+    held.release(rows[better])
+    if len(fresh):
+        kept = (~better[fresh]).nonzero()[:, 0]
+        held.keep(rows[fresh[kept]], M[kept], g[kept])
 
 
 class Absorb:
@@ -387,17 +387,6 @@ def nearest(a: torch.Tensor, sys_a: torch.Tensor, b: torch.Tensor, sys_b: torch.
         best[ra], idx[ra] = dk, rb[jk]
         start += n
     return best, idx
-
-
-def _spd_solve(M: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """M^-1 b for symmetric positive definite M [P, S, S], b [P, S, 1] (Cholesky; LU where
-    a factorisation fails numerically)."""
-    L, info = torch.linalg.cholesky_ex(M)
-    out = torch.cholesky_solve(b, L)
-    bad = info != 0
-    if bad.any():
-        out[bad] = torch.linalg.solve(M[bad], b[bad])
-    return out
 
 
 def jacobians(F, s: torch.Tensor, x: torch.Tensor, net: torch.Tensor, inputs: bool = False):

@@ -29,7 +29,8 @@ from . import fp_kernels, models, store
 from .fp_result import FORMAT_VERSION, FixedPoints
 from .scale import run_all
 
-SEARCH_SOURCES = ("fixed_points.py", "fixed_point_solver.py", "fp_result.py", "fp_adapters.py",
+SEARCH_SOURCES = ("fixed_points.py", "fixed_point_solver.py", "fp_lm.py", "fp_result.py",
+                  "fp_adapters.py",
                   "cell_jacobians.py", "models.py", "fp_kernels.c")
 
 

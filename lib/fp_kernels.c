@@ -1,9 +1,11 @@
 /* Kernels of the fixed-point search (lib/fixed_point_solver.py), one point at a time:
  *
- * - lm_solve (float64): the linear algebra of a Levenberg-Marquardt step of the polish. For
- *   every row A = J - I, d solves (A^T A + mu I) d = -A^T r by Cholesky. A torch version loops
- *   over LAPACK calls per row and allocates [P, S, S] temporaries for J - I, A^T A and the
- *   factor; here one row's matrices stay in the cache.
+ * - lm_normal, lm_damped (float64): the linear algebra of a Levenberg-Marquardt step of the
+ *   polish, in two parts. lm_normal forms, for every row, A = J - I, the upper triangle of
+ *   A^T A and -A^T r; lm_damped adds mu to the diagonal and solves by Cholesky. A rejected
+ *   step leaves the point, hence its normal equations, unchanged, so the polish keeps them and
+ *   its next try with a larger mu runs only lm_damped. A torch version loops over LAPACK
+ *   calls per row and allocates [P, S, S] temporaries; here one row's matrices stay in cache.
  * - adam_points (float32): one iteration of the start phase's Adam, each point with its own
  *   learning rate and gradient clip: the two dozen elementwise torch ops of an iteration in
  *   one pass.
@@ -37,14 +39,22 @@ static inline v4d load4(const double *p) { v4d v; __builtin_memcpy(&v, p, sizeof
 static inline void store4(double *p, v4d v) { __builtin_memcpy(p, &v, sizeof v); }
 static inline v4d splat(double a) { return (v4d){a, a, a, a}; }
 
-/* Lower triangle of M = A^T A (M[i][j], j <= i) for A [S, S] (row k = A[k][:]): every entry
+/* One entry of A^T A: the sum over k of A[k][i] A[k][j], in order. */
+static inline double gram_entry(I S, const double *restrict A, I i, I j) {
+    double a = 0.0;
+    for (I k = 0; k < S; k++) a += A[k * S + i] * A[k * S + j];
+    return a;
+}
+
+/* Upper triangle of M = A^T A (M[i][j], j >= i) for A [S, S] (row k = A[k][:]): every entry
  * one sum over k in order, computed 4 rows x 8 columns at a time so that each loaded row
- * segment of A serves 32 entries. */
-static void gram_lower(I S, const double *restrict A, double *restrict M) {
+ * segment of A serves 32 entries (a block on the diagonal also writes a few entries below
+ * it, which nothing reads). */
+static void gram_upper(I S, const double *restrict A, double *restrict M) {
     I i0 = 0;
     for (; i0 + 4 <= S; i0 += 4) {
-        I j0 = 0;
-        for (; j0 + 8 <= i0 + 4; j0 += 8) {
+        I j0 = i0;
+        for (; j0 + 8 <= S; j0 += 8) {
             v4d acc[4][2] = {{{0}}};
             for (I k = 0; k < S; k++) {
                 const double *Ak = A + k * S;
@@ -60,61 +70,98 @@ static void gram_lower(I S, const double *restrict A, double *restrict M) {
                 store4(M + (i0 + u) * S + j0 + 4, acc[u][1]);
             }
         }
-        for (I u = 0; u < 4; u++)        /* the columns left of the diagonal block's end */
-            for (I j = j0; j <= i0 + u; j++) {
-                double a = 0.0;
-                for (I k = 0; k < S; k++) a += A[k * S + i0 + u] * A[k * S + j];
-                M[(i0 + u) * S + j] = a;
-            }
+        for (I u = 0; u < 4; u++)        /* the columns right of the last full block */
+            for (I j = j0 > i0 + u ? j0 : i0 + u; j < S; j++)
+                M[(i0 + u) * S + j] = gram_entry(S, A, i0 + u, j);
     }
     for (; i0 < S; i0++)
-        for (I j = 0; j <= i0; j++) {
-            double a = 0.0;
-            for (I k = 0; k < S; k++) a += A[k * S + i0] * A[k * S + j];
-            M[i0 * S + j] = a;
-        }
+        for (I j = i0; j < S; j++) M[i0 * S + j] = gram_entry(S, A, i0, j);
 }
 
-/* One row: J [S, S] (J[k][i] = dF_k / ds_i), r [S] -> d [S]; M, A: [S, S] work.
- * Returns 0, or 1 when the normal matrix is not numerically positive definite. */
-static int lm_row(I S, const double *restrict J, const double *restrict r, double mu,
-                  double *restrict M, double *restrict A, double *restrict d) {
+/* One row: J [S, S] (J[k][i] = dF_k / ds_i), r [S] -> M [S, S] (upper triangle of A^T A,
+ * A = J - I; what lies below the diagonal means nothing) and g = -A^T r [S]; A: [S, S] work. */
+static void normal_row(I S, const double *restrict J, const double *restrict r,
+                       double *restrict M, double *restrict g, double *restrict A) {
     for (I k = 0; k < S; k++)
         for (I i = 0; i < S; i++) A[k * S + i] = J[k * S + i] - (i == k ? 1.0 : 0.0);
-    for (I i = 0; i < S; i++) d[i] = 0.0;
-    for (I k = 0; k < S; k++) {          /* d = -A^T r, each entry one sum over k in order */
+    for (I i = 0; i < S; i++) g[i] = 0.0;
+    for (I k = 0; k < S; k++) {          /* g = -A^T r, each entry one sum over k in order */
         const double rk = r[k], *Ak = A + k * S;
-        for (I i = 0; i < S; i++) d[i] -= Ak[i] * rk;
+        for (I i = 0; i < S; i++) g[i] -= Ak[i] * rk;
     }
-    gram_lower(S, A, M);                 /* lower triangle of A^T A + mu I */
-    for (I i = 0; i < S; i++) M[i * S + i] += mu;
-    for (I j = 0; j < S; j++) {          /* Cholesky M = L L^T in place, column by column */
-        double *Lj = M + j * S;
-        double piv = Lj[j] - dot4(Lj, Lj, j);
+    gram_upper(S, A, M);
+}
+
+/* Rows k0 .. k1 - 1 of the Cholesky factor U (M = U^T U, upper, row-major, in place), given
+ * that rows k0 .. S - 1 carry every update of the rows before k0: each pivot row is scaled,
+ * then updates the rows after it up to k1 (U[i][i:] -= U[k][i] U[k][i:]). Every entry takes
+ * its updates in the order of k, as an unblocked factorisation would. Returns 1 on a pivot
+ * that is not positive. */
+static int pivot_rows(I S, double *restrict U, I k0, I k1) {
+    for (I k = k0; k < k1; k++) {
+        double *Uk = U + k * S;
+        double piv = Uk[k];
         if (!(piv > 0.0) || !isfinite(piv)) return 1;
         piv = sqrt(piv);
-        Lj[j] = piv;
-        for (I i = j + 1; i < S; i++) {  /* rows independent of each other: no chain of divisions */
-            double *Li = M + i * S;
-            Li[j] = (Li[j] - dot4(Li, Lj, j)) / piv;
+        Uk[k] = piv;
+        for (I j = k + 1; j < S; j++) Uk[j] /= piv;
+        for (I i = k + 1; i < k1; i++) {
+            const double c = Uk[i];
+            double *Ui = U + i * S;
+            for (I j = i; j < S; j++) Ui[j] -= c * Uk[j];
         }
-    }
-    for (I i = 0; i < S; i++) d[i] = (d[i] - dot4(M + i * S, d, i)) / M[i * S + i];  /* L y = g */
-    for (I i = S - 1; i >= 0; i--) {     /* L^T d = y */
-        double v = d[i] / M[i * S + i];
-        d[i] = v;
-        for (I k = 0; k < i; k++) d[k] -= M[i * S + k] * v;
     }
     return 0;
 }
 
-/* P rows: J [P, S, S], r [P, S], mu [P] -> d [P, S], info [P] (1: not positive definite,
- * d undefined). work: 2 S S doubles. */
-void lm_solve(I P, I S, const double *restrict J, const double *restrict r,
-              const double *restrict mu, double *restrict d, int32_t *restrict info,
-              double *restrict work) {
+/* One row: the upper triangle of M [S, S] and g [S] from normal_row -> d [S] solving
+ * (M + mu I) d = g; U: [S, S] work. Cholesky M + mu I = U^T U by rows, four pivot rows
+ * at a time (each row of the trailing matrix takes their four updates in one contiguous pass),
+ * then U^T y = g and U d = y.
+ * Returns 0, or 1 when M + mu I is not numerically positive definite. */
+static int damped_row(I S, const double *restrict M, const double *restrict g, double mu,
+                      double *restrict U, double *restrict d) {
+    for (I i = 0; i < S; i++) {
+        for (I j = i; j < S; j++) U[i * S + j] = M[i * S + j];
+        U[i * S + i] += mu;
+        d[i] = g[i];
+    }
+    I k = 0;
+    for (; k + 4 <= S; k += 4) {         /* four pivot rows, then their four updates at once */
+        if (pivot_rows(S, U, k, k + 4)) return 1;
+        const double *U0 = U + k * S, *U1 = U0 + S, *U2 = U1 + S, *U3 = U2 + S;
+        for (I i = k + 4; i < S; i++) {
+            const double c0 = U0[i], c1 = U1[i], c2 = U2[i], c3 = U3[i];
+            double *Ui = U + i * S;
+            for (I j = i; j < S; j++)
+                Ui[j] = (((Ui[j] - c0 * U0[j]) - c1 * U1[j]) - c2 * U2[j]) - c3 * U3[j];
+        }
+    }
+    if (pivot_rows(S, U, k, S)) return 1;
+    for (I k = 0; k < S; k++) {          /* U^T y = g, y in d */
+        const double v = d[k] / U[k * S + k], *Uk = U + k * S;
+        d[k] = v;
+        for (I j = k + 1; j < S; j++) d[j] -= Uk[j] * v;
+    }
+    for (I i = S - 1; i >= 0; i--)       /* U d = y */
+        d[i] = (d[i] - dot4(U + i * S + i + 1, d + i + 1, S - i - 1)) / U[i * S + i];
+    return 0;
+}
+
+/* P rows: J [P, S, S], r [P, S] -> M [P, S, S] (upper triangles), g [P, S]. work: S S doubles. */
+void lm_normal(I P, I S, const double *restrict J, const double *restrict r, double *restrict M,
+               double *restrict g, double *restrict work) {
     for (I p = 0; p < P; p++)
-        info[p] = lm_row(S, J + p * S * S, r + p * S, mu[p], work, work + S * S, d + p * S);
+        normal_row(S, J + p * S * S, r + p * S, M + p * S * S, g + p * S, work);
+}
+
+/* P rows: M [P, S, S] (upper triangles), g [P, S], mu [P] -> d [P, S], info [P] (1: not
+ * positive definite, d undefined). work: S S doubles. */
+void lm_damped(I P, I S, const double *restrict M, const double *restrict g,
+               const double *restrict mu, double *restrict d, int32_t *restrict info,
+               double *restrict work) {
+    for (I p = 0; p < P; p++)
+        info[p] = damped_row(S, M + p * S * S, g + p * S, mu[p], work, d + p * S);
 }
 
 /* One Adam iteration of P points of S coordinates, in place (lib.fixed_point_solver.adam):

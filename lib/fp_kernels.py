@@ -1,8 +1,11 @@
 """Kernels of the fixed-point search in C (``fp_kernels.c``), loaded through ctypes.
 
-* :func:`solve` does, for every candidate row, what :func:`lib.fixed_point_solver.polish`
-  would otherwise do with four batched torch calls (``J - I``, ``A^T A + mu I``, Cholesky, the
-  two triangular solves), in float64;
+* :func:`normal` and :func:`damped` do, for every candidate row, what
+  :func:`lib.fixed_point_solver.polish` would otherwise do with batched torch calls: the normal
+  equations of a Levenberg-Marquardt step (``A = J - I``, ``A^T A``, ``-A^T r``), and their
+  solution with damping ``mu`` (Cholesky, two triangular solves), in float64; the polish keeps
+  the normal equations of a row whose step was rejected and solves them again with a larger
+  ``mu`` (:func:`solve` does both parts);
 * :func:`adam_points` is one iteration of :func:`lib.fixed_point_solver.adam`'s per-point
   update (rate, clip, moments, step) in float32.
 
@@ -33,7 +36,8 @@ def available() -> bool:
     return _lib() is not None
 
 
-_ARGS = {"lm_solve": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 6,
+_ARGS = {"lm_normal": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 5,
+         "lm_damped": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 6,
          "adam_points": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 9 + [ctypes.c_int64]
          + [ctypes.c_float] * 5}
 
@@ -50,32 +54,60 @@ def usable(*tensors: torch.Tensor, dtype=torch.float64) -> bool:
     return all(t.dtype == dtype and t.device.type == "cpu" for t in tensors) and available()
 
 
-def solve(J: torch.Tensor, r: torch.Tensor, mu: torch.Tensor):
-    """d solving ``(A^T A + mu I) d = -A^T r`` with ``A = J - I``, row by row.
+def normal(J: torch.Tensor, r: torch.Tensor):
+    """The normal equations of a Levenberg-Marquardt step, row by row.
 
     Parameters
     ----------
-    J : [P, S, S] Jacobians dF/ds, r : [P, S] residuals F(s) - s, mu : [P] damping
-        (float64 CPU tensors).
+    J : [P, S, S] Jacobians dF/ds, r : [P, S] residuals F(s) - s (float64 CPU tensors).
 
     Returns
     -------
-    d [P, S] and ok [P] bool: False where the normal matrix was not numerically positive
-    definite (d is undefined there).
+    M [P, S, S] with ``A^T A`` (``A = J - I``) in its upper triangle (what lies below the diagonal
+    means nothing) and g = ``-A^T r`` [P, S].
     """
     P, S = r.shape
-    if J.shape != (P, S, S) or mu.shape != (P,) or not usable(J, r, mu):
-        raise ValueError(f"fp_kernels.solve needs float64 CPU J [P, S, S], r [P, S], mu [P]; "
-                         f"got {tuple(J.shape)} {J.dtype}, {tuple(r.shape)} {r.dtype}, "
+    if J.shape != (P, S, S) or not usable(J, r):
+        raise ValueError(f"fp_kernels.normal needs float64 CPU J [P, S, S], r [P, S]; "
+                         f"got {tuple(J.shape)} {J.dtype}, {tuple(r.shape)} {r.dtype}")
+    J, r = J.contiguous(), r.contiguous()
+    M, g = torch.empty(P, S, S, dtype=torch.float64), torch.empty(P, S, dtype=torch.float64)
+    work = torch.empty(S * S, dtype=torch.float64)  # held here: C writes into it
+    if P:
+        _function("lm_normal")(P, S, J.data_ptr(), r.data_ptr(), M.data_ptr(), g.data_ptr(),
+                               work.data_ptr())
+    return M, g
+
+
+def damped(M: torch.Tensor, g: torch.Tensor, mu: torch.Tensor):
+    """d solving ``(M + mu I) d = g`` by Cholesky, row by row, from the upper triangles of
+    M [P, S, S], with g [P, S], mu [P] (float64 CPU tensors; M and g as :func:`normal` returns).
+
+    Returns d [P, S] and ok [P] bool: False where ``M + mu I`` was not numerically positive
+    definite (d is undefined there).
+    """
+    P, S = g.shape
+    if M.shape != (P, S, S) or mu.shape != (P,) or not usable(M, g, mu):
+        raise ValueError(f"fp_kernels.damped needs float64 CPU M [P, S, S], g [P, S], mu [P]; "
+                         f"got {tuple(M.shape)} {M.dtype}, {tuple(g.shape)} {g.dtype}, "
                          f"{tuple(mu.shape)} {mu.dtype}")
-    J, r, mu = J.contiguous(), r.contiguous(), mu.contiguous()
+    M, g, mu = M.contiguous(), g.contiguous(), mu.contiguous()
     d = torch.empty(P, S, dtype=torch.float64)
     info = torch.empty(P, dtype=torch.int32)
-    work = torch.empty(2 * S * S, dtype=torch.float64)
+    work = torch.empty(S * S, dtype=torch.float64)
     if P:
-        _function("lm_solve")(P, S, J.data_ptr(), r.data_ptr(), mu.data_ptr(), d.data_ptr(),
-                              info.data_ptr(), work.data_ptr())
+        _function("lm_damped")(P, S, M.data_ptr(), g.data_ptr(), mu.data_ptr(), d.data_ptr(),
+                               info.data_ptr(), work.data_ptr())
     return d, info == 0
+
+
+def solve(J: torch.Tensor, r: torch.Tensor, mu: torch.Tensor):
+    """d solving ``(A^T A + mu I) d = -A^T r`` with ``A = J - I`` (J [P, S, S], r [P, S],
+    mu [P]): :func:`damped` of :func:`normal`. Returns d [P, S] and ok [P] bool."""
+    if mu.shape != r.shape[:1]:
+        raise ValueError(f"fp_kernels.solve needs mu [P] for r [P, S]; got {tuple(mu.shape)}, "
+                         f"{tuple(r.shape)}")
+    return damped(*normal(J, r), mu)
 
 
 def adam_points(s, g, m, v, rate, log_g, q, q_prev, active, t: int, up: float, down: float,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib import fixed_point_solver as solver, fp_kernels, models, native
+from lib import fixed_point_solver as solver, fp_kernels, fp_lm, models, native
 from lib.fp_adapters import CellMap
 
 pytestmark = pytest.mark.skipif(not fp_kernels.available(), reason="no C compiler")
@@ -22,28 +22,72 @@ def _lm_case(P=9, S=13, seed=0):
     return J, r, mu
 
 
-def test_lm_solve_equals_the_torch_normal_equations():
-    J, r, mu = _lm_case()
-    eye = torch.eye(J.shape[-1], dtype=torch.float64)
+def _torch_step(J, r, mu):
+    """The LM direction straight from its definition: (A^T A + mu I) d = -A^T r, A = J - I."""
+    A = J - torch.eye(J.shape[-1], dtype=J.dtype)
+    At = A.transpose(-1, -2)
+    M = At @ A + mu[:, None, None] * torch.eye(J.shape[-1], dtype=J.dtype)
+    return torch.linalg.solve(M, -(At @ r[..., None]))[..., 0]
+
+
+@pytest.mark.parametrize("S", [3, 13, 37])
+def test_lm_solve_equals_the_normal_equations_solved_by_lapack(S):
+    """Sizes below, at and above the kernels' 4-row and 8-column blocks."""
+    J, r, mu = _lm_case(S=S)
     d, ok = fp_kernels.solve(J, r, mu)
     assert ok.all()
-    torch.testing.assert_close(d, solver._torch_direction(J, r, mu, eye), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(d, _torch_step(J, r, mu), rtol=1e-9, atol=1e-12)
+    M, g = fp_kernels.normal(J, r)  # its upper triangle is A^T A
+    A = J - torch.eye(S, dtype=J.dtype)
+    torch.testing.assert_close(M.triu(), (A.transpose(-1, -2) @ A).triu(), rtol=1e-12, atol=1e-12)
 
 
 def test_rows_the_c_cholesky_rejects_are_solved_in_torch(monkeypatch):
-    """A row whose normal matrix is not numerically positive definite (here: NaN) is flagged;
-    lm_direction solves the flagged rows in torch and keeps the C solution of the others."""
+    """A row whose damped matrix is not numerically positive definite (here: NaN) is flagged;
+    damped_direction solves the flagged rows in torch (from the kernel's upper triangle) and
+    keeps the C solution of the others."""
     J, r, mu = _lm_case(P=4, S=6)
     bad = J.clone()
     bad[2, 0, 0] = float("nan")
     assert fp_kernels.solve(bad, r, mu)[1].tolist() == [True, True, False, True]
-    real = fp_kernels.solve
+    real = fp_kernels.damped
     flag = lambda *a: (real(*a)[0], torch.tensor([True, False, True, True]))  # noqa: E731
-    monkeypatch.setattr(fp_kernels, "solve", flag)
+    monkeypatch.setattr(fp_kernels, "damped", flag)
     eye = torch.eye(6, dtype=torch.float64)
-    d = solver.lm_direction(J, r, mu, eye)
-    torch.testing.assert_close(d[1], solver._torch_direction(J[1:2], r[1:2], mu[1:2], eye)[0])
-    assert torch.equal(d[[0, 2, 3]], real(J, r, mu)[0][[0, 2, 3]])
+    M, g = fp_kernels.normal(J, r)
+    d = fp_lm.damped_direction(M, g, mu, eye)
+    torch.testing.assert_close(d[1], _torch_step(J[1:2], r[1:2], mu[1:2])[0], rtol=1e-9, atol=1e-12)
+    assert torch.equal(d[[0, 2, 3]], real(M, g, mu)[0][[0, 2, 3]])
+
+
+def test_a_rejected_row_is_solved_again_from_its_held_equations(monkeypatch):
+    """The polish keeps the normal equations of a row whose step was rejected: its next try
+    (larger mu) forms no Jacobian and takes the same step as one formed afresh."""
+    from lib import fixed_point_solver as solver
+    spec = models.CellSpec("vanilla", "tanh", 2, 8, 1)
+    params = models.init_params(spec, [0, 1, 2])
+    F = CellMap(spec, {k: 2 * v.double() for k, v in params.items()})  # gain 2: several zeros
+    s = torch.randn(6, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.3
+    x, net = torch.zeros(6, 2, dtype=torch.float64), torch.tensor([0, 0, 1, 1, 2, 2])
+    f = F(s[:, None], x[:, None], net)[:, 0]
+    q, mu, eye = 0.5 * (f - s).pow(2).sum(-1), torch.full((6,), 1e-6, dtype=torch.float64), \
+        torch.eye(8, dtype=torch.float64)
+    state = [z.clone() for z in (s, f, q, mu)]
+    held = fp_lm.Held(6, 8, torch.float64)
+    rows = torch.arange(6)
+    solver._lm_step(F, *state[:2], x, net, *state[2:], rows, eye, held)
+    rejected = (held.slot >= 0).nonzero()[:, 0]
+    assert torch.equal(rejected, (state[2] >= q).nonzero()[:, 0]) and len(rejected)
+    formed = []
+    real = solver.jacobians
+    monkeypatch.setattr(solver, "jacobians", lambda F, s, *a: formed.append(len(s)) or real(F, s, *a))
+    fresh = [z.clone() for z in state]
+    solver._lm_step(F, *state[:2], x, net, *state[2:], rejected, eye, held)
+    assert formed == []  # every row came from held
+    solver._lm_step(F, *fresh[:2], x, net, *fresh[2:], rejected, eye, fp_lm.Held(6, 8, torch.float64))
+    assert formed == [len(rejected)]
+    for a, b in zip(state, fresh):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("t", [1, 4])
@@ -137,3 +181,14 @@ def test_without_a_compiler_the_search_runs_on_torch_ops(monkeypatch):
     assert len(with_c) == len(without) == 9
     order = lambda r: r.points[np.lexsort(r.points.T)]  # noqa: E731
     np.testing.assert_allclose(order(with_c), order(without), atol=1e-9)
+
+
+def test_held_keeps_what_its_slots_allow_and_frees_them():
+    held = fp_lm.Held(5, 4, torch.float64, max_bytes=2 * (16 + 4) * 8)  # two slots
+    M, g = torch.rand(3, 4, 4, dtype=torch.float64), torch.rand(3, 4, dtype=torch.float64)
+    held.keep(torch.tensor([4, 0, 2]), M, g)
+    assert held.slot.tolist() == [1, -1, -1, -1, 0]  # the third row found no slot
+    assert torch.equal(held.M[held.slot[0]], M[1]) and torch.equal(held.g[held.slot[4]], g[0])
+    held.release(torch.tensor([4, 3]))
+    held.keep(torch.tensor([2]), M[2:], g[2:])
+    assert held.slot.tolist() == [1, -1, 0, -1, -1] and torch.equal(held.M[0], M[2])
