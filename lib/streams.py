@@ -27,13 +27,28 @@ def shard_batch(task, seeds, step: int, batch: int) -> tuple[np.ndarray, ...]:
 
 
 def _flipflop(task: tasks.FlipFlop, rngs, batch: int) -> tasks.Trials:
+    """``FlipFlop.sample``'s draws, made from each generator's raw 64-bit words.
+
+    ``sample`` draws ``rng.random(shape)`` (per value one word x: ``(x >> 11) 2^-53``) and then
+    ``rng.integers(0, 2, shape)`` (per value one 32-bit half word u, low half first, by
+    Lemire's rule: ``(2 u) >> 32``, i.e. u's top bit). Each network's words come in one
+    ``random_raw`` call; the arithmetic then runs once for the whole shard.
+    """
     shape = (batch, task.n_time, task.n_bits)
-    pulse = np.empty((len(rngs) * batch, *shape[1:]), bool)
-    sign = np.empty(pulse.shape, np.float32)
-    for k, rng in enumerate(rngs):  # the draws of FlipFlop.sample, in its order
-        rows = slice(k * batch, (k + 1) * batch)
-        np.less(rng.random(shape), task.p_pulse, out=pulse[rows])
-        sign[rows] = rng.integers(0, 2, size=shape)  # what rng.choice([-1, 1]) draws: the index
+    n = batch * task.n_time * task.n_bits
+    raw = np.empty((len(rngs), n + (n + 1) // 2), np.uint64)
+    for k, rng in enumerate(rngs):
+        if not isinstance(rng.bit_generator, np.random.PCG64):
+            raise TypeError(f"flip-flop streams use PCG64 generators, got {rng.bit_generator}")
+        raw[k] = rng.bit_generator.random_raw(raw.shape[1])
+    pulse = (raw[:, :n] >> np.uint64(11)).astype(np.float64)
+    pulse *= 2.0 ** -53
+    pulse = (pulse < task.p_pulse).reshape(-1, *shape[1:])
+    words = raw[:, n:]
+    sign = np.empty((len(rngs), 2 * words.shape[1]), np.float32)
+    sign[:, 0::2] = (words >> np.uint64(31)) & np.uint64(1)  # low half's top bit
+    sign[:, 1::2] = words >> np.uint64(63)  # high half's top bit
+    sign = np.ascontiguousarray(sign[:, :n]).reshape(pulse.shape)
     pulse[:, 0] = True
     sign *= 2
     sign -= 1  # index 0 or 1 -> sign -1 or +1

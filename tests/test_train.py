@@ -23,6 +23,7 @@ import torch
 from lib import bptt, models, streams, train
 from lib.config import NetSettings, population_config
 from lib.population import Population
+from lib.tasks import make_task
 from lib.train_autograd import train_shard_autograd
 
 SMALL = dict(archs=("gru",), activations=("tanh",), n_steps=30)
@@ -234,3 +235,11 @@ def test_shard_batches_equal_the_per_network_draws(task):
         want = t.sample(6, np.random.default_rng([s, 7]))
         for a, b in zip(got, (want.inputs, want.targets, want.mask)):
             assert a[j].dtype == b.dtype and np.array_equal(a[j], b)
+
+
+def test_flipflop_shard_batches_equal_the_draws_for_an_odd_count():
+    """An odd number of values: the last sign comes from a low half word alone."""
+    t = make_task("flipflop", n_time=7)
+    got = streams.shard_batch(t, [2, 9], 0, 3)  # 3 x 7 x 3 = 63 values per network
+    for j, s in enumerate([2, 9]):
+        assert np.array_equal(got[0][j], t.sample(3, np.random.default_rng([s, 0])).inputs)
