@@ -271,18 +271,7 @@ def _lm_step(F, s, f, x, net, q, mu, rows, eye, held: fp_lm.Held):
     whose last step was rejected takes its normal equations from ``held``; a row rejected now
     leaves its own there."""
     sa, xa, na = s[rows], x[rows], net[rows]
-    slot = held.slot[rows]
-    fresh = (slot < 0).nonzero()[:, 0]
-    whole = len(fresh) == len(rows)  # no row held: skip the index copies
-    pick = (lambda z: z) if whole else (lambda z: z[fresh])  # noqa: E731
-    d = torch.empty_like(sa)
-    if len(fresh):
-        J = jacobians(F, pick(sa), pick(xa), pick(na))
-        M, g = fp_lm.normal_equations(J.detach(), pick(f[rows] - sa), eye)
-        d[fresh] = fp_lm.damped_direction(M, g, mu[rows[fresh]], eye)
-    if not whole:
-        hv = (slot >= 0).nonzero()[:, 0]
-        d[hv] = fp_lm.damped_direction(held.M[slot[hv]], held.g[slot[hv]], mu[rows[hv]], eye)
+    d, fresh, M, g = _direction(F, sa, xa, na, f[rows] - sa, mu[rows], held.slot[rows], held, eye)
     with torch.no_grad():
         s_new = sa + d
         f_new = F(s_new[:, None], xa[:, None], na)[:, 0]
@@ -293,9 +282,27 @@ def _lm_step(F, s, f, x, net, q, mu, rows, eye, held: fp_lm.Held):
     q[rows] = torch.where(better, q_new, q[rows])
     mu[rows] = torch.where(better, mu[rows] / 10, mu[rows] * 10).clamp(min=1e-14)
     held.release(rows[better])
-    if len(fresh):
-        kept = (~better[fresh]).nonzero()[:, 0]
-        held.keep(rows[fresh[kept]], M[kept], g[kept])
+    kept = (~better[fresh]).nonzero()[:, 0]
+    held.keep(rows[fresh[kept]], M[kept], g[kept])
+
+
+def _direction(F, s, x, net, r, mu, slot, held: fp_lm.Held, eye):
+    """The LM step d [K, S] at rows s [K, S] (x [K, I], net [K], r = F(s) - s [K, S], mu [K]),
+    from the normal equations kept in ``held`` where ``slot`` [K] >= 0, else formed here.
+
+    Returns d, the rows formed here (fresh [k]) and their normal equations M [k, S, S], g [k, S].
+    """
+    fresh = (slot < 0).nonzero()[:, 0]
+    whole = len(fresh) == len(s)  # no row held: no index copies
+    pick = (lambda z: z) if whole else (lambda z: z[fresh])  # noqa: E731
+    J = jacobians(F, pick(s), pick(x), pick(net)) if len(fresh) else s.new_empty(0, *eye.shape)
+    M, g = fp_lm.normal_equations(J.detach(), pick(r), eye)
+    d = torch.empty_like(s)
+    d[fresh] = fp_lm.damped_direction(M, g, pick(mu), eye)
+    if not whole:
+        hv = (slot >= 0).nonzero()[:, 0]
+        d[hv] = fp_lm.damped_direction(held.M[slot[hv]], held.g[slot[hv]], mu[hv], eye)
+    return d, fresh, M, g
 
 
 class Absorb:

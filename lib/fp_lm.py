@@ -45,10 +45,10 @@ def damped_direction(M: torch.Tensor, g: torch.Tensor, mu: torch.Tensor, eye: to
 
 
 def _torch_damped(M, g, mu, eye):
-    return spd_solve(M + mu[:, None, None] * eye, g[..., None])[..., 0]
+    return _spd_solve(M + mu[:, None, None] * eye, g[..., None])[..., 0]
 
 
-def spd_solve(M: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def _spd_solve(M: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """M^-1 b for symmetric positive definite M [K, S, S], b [K, S, 1] (Cholesky; LU where
     a factorisation fails numerically)."""
     L, info = torch.linalg.cholesky_ex(M)
