@@ -105,3 +105,11 @@ def line_ablation(eigvals, right, left, b, w, n_steps: int,
                   n_modes: int | None = None) -> np.ndarray:
     """:func:`mode_ablation` averaged over the P slow points of a line [M] (inputs [P, ...])."""
     return np.nanmean(mode_ablation(eigvals, right, left, b, w, n_steps, n_modes), axis=0)
+
+
+def modes_to_reach(ablation, level: float) -> np.ndarray:
+    """Modes needed to rebuild ``level`` of the full response: ablation [..., M] (fractions for
+    m = 1..M modes, :func:`line_ablation`) -> [...] float, nan where a row has no line (all
+    nan) or stays below ``level`` over all its M modes (it needs more than M)."""
+    hit = np.nan_to_num(np.asarray(ablation, dtype=float), nan=-np.inf) >= level
+    return np.where(hit.any(axis=-1), np.argmax(hit, axis=-1) + 1.0, np.nan)

@@ -60,3 +60,11 @@ def test_line_average_over_points():
     curve = ig.line_ablation(lam, R, L, b, np.ones(2), T)
     first = np.mean([T / (T + (1 - 0.5 ** T) / 0.5), T / (T + 1)])
     np.testing.assert_allclose(curve, [first, 1.0])
+
+
+def test_modes_to_reach_counts_the_first_mode_at_the_level_and_leaves_out_missing_lines():
+    ablation = np.array([[0.95, 1.0, 1.0],       # one mode is enough
+                         [0.5, 0.89, 0.9],       # the third reaches 0.9 exactly
+                         [np.nan] * 3,           # no line of slow points: not 1 mode
+                         [0.2, 0.4, 0.6]])       # never within three modes: not 1 mode
+    np.testing.assert_array_equal(ig.modes_to_reach(ablation, 0.9), [1.0, 3.0, np.nan, np.nan])
