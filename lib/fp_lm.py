@@ -1,4 +1,5 @@
-"""The linear algebra of the polish's Levenberg-Marquardt steps (:func:`lib.fixed_point_solver.polish`).
+"""The linear algebra of the Levenberg-Marquardt steps of
+:func:`lib.fixed_point_solver.polish`.
 
 A step of a candidate s solves ``(A^T A + mu I) d = -A^T r`` with ``A = J - I`` (J = dF/ds at
 s) and ``r = F(s) - s``. It comes in two parts: the *normal equations* (``M = A^T A`` and

@@ -80,11 +80,13 @@ def test_a_rejected_row_is_solved_again_from_its_held_equations(monkeypatch):
     assert torch.equal(rejected, (state[2] >= q).nonzero()[:, 0]) and len(rejected)
     formed = []
     real = solver.jacobians
-    monkeypatch.setattr(solver, "jacobians", lambda F, s, *a: formed.append(len(s)) or real(F, s, *a))
+    monkeypatch.setattr(solver, "jacobians",
+                        lambda F, s, *a: formed.append(len(s)) or real(F, s, *a))
     fresh = [z.clone() for z in state]
     solver._lm_step(F, *state[:2], x, net, *state[2:], rejected, eye, held)
     assert formed == []  # every row came from held
-    solver._lm_step(F, *fresh[:2], x, net, *fresh[2:], rejected, eye, fp_lm.Held(6, 8, torch.float64))
+    empty = fp_lm.Held(6, 8, torch.float64)
+    solver._lm_step(F, *fresh[:2], x, net, *fresh[2:], rejected, eye, empty)
     assert formed == [len(rejected)]
     for a, b in zip(state, fresh):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
