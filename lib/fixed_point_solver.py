@@ -23,6 +23,7 @@ from . import fp_kernels, fp_lm
 
 STALL_FACTOR = 10.0  # polish: a row whose q fell less than this over `stall` iterations stops
 CONTRACTION = 0.1  # absorb: a step that shrank the distance to a kept point at least this much
+BLOCK_BYTES = 1 << 23  # polish: at most this much of [rows, S, S] Jacobians per block
 
 
 def q_of(F, s: torch.Tensor, x: torch.Tensor, net: torch.Tensor) -> torch.Tensor:
@@ -222,7 +223,8 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
     ``stall`` > 0, a point whose q fell less than ``STALL_FACTOR``-fold over the last ``stall``
     iterations stops: it creeps through a slow region (Newton converges far faster near an
     isolated zero), and most starts far from any zero end that way. Rows are stepped in
-    blocks of ``chunk`` (their [chunk, S, S] normal matrices stay in cache).
+    blocks of ``chunk`` (their [chunk, S, S] normal matrices stay in cache), fewer where a
+    block's Jacobians would pass ``BLOCK_BYTES`` (large S).
 
     Parameters
     ----------
@@ -243,6 +245,7 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
         mu[absorb.frozen] = math.inf  # known points: references only
     eye = torch.eye(s.shape[-1], dtype=s.dtype)
     held = fp_lm.Held(len(q), s.shape[-1], s.dtype)
+    chunk = max(1, min(chunk, BLOCK_BYTES // (s.shape[-1] ** 2 * s.element_size())))
     q_mark = q.clone()
     for i in range(n_iter):
         if stall and i and i % stall == 0:
