@@ -30,8 +30,7 @@ from .fp_result import FORMAT_VERSION, FixedPoints
 from .scale import run_all
 
 SEARCH_SOURCES = ("fixed_points.py", "fixed_point_solver.py", "fp_lm.py", "fp_result.py",
-                  "fp_adapters.py",
-                  "cell_jacobians.py", "models.py", "fp_kernels.c")
+                  "fp_adapters.py", "cell_jacobians.py", "models.py", "fp_kernels.c")
 
 
 def search_key(spec, params: dict, probe_inputs, config, inputs=None, sources=()) -> str:
