@@ -243,3 +243,16 @@ def test_flipflop_shard_batches_equal_the_draws_for_an_odd_count():
     got = streams.shard_batch(t, [2, 9], 0, 3)  # 3 x 7 x 3 = 63 values per network
     for j, s in enumerate([2, 9]):
         assert np.array_equal(got[0][j], t.sample(3, np.random.default_rng([s, 0])).inputs)
+
+
+def test_training_flushes_subnormals_and_restores_the_thread():
+    """Inside the block a subnormal float32 reads as zero (DAZ) and a product that would be
+    subnormal is written as zero (FTZ); after it, both are exact again."""
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # subnormal: below 1.18e-38
+    with train.flushing_subnormals(torch.device("cpu")):
+        if not torch.set_flush_denormal(True):
+            pytest.skip("this CPU cannot flush subnormals")
+        assert float(tiny * 1.0) == 0.0
+        assert float(torch.tensor([1e-20]) * torch.tensor([1e-20])) == 0.0
+    assert float(tiny * 1.0) == pytest.approx(1e-39, rel=1e-3)
+    assert float(torch.tensor([1e-20]) * torch.tensor([1e-20])) > 0.0
