@@ -256,3 +256,18 @@ def test_training_flushes_subnormals_and_restores_the_thread():
         assert float(torch.tensor([1e-20]) * torch.tensor([1e-20])) == 0.0
     assert float(tiny * 1.0) == pytest.approx(1e-39, rel=1e-3)
     assert float(torch.tensor([1e-20]) * torch.tensor([1e-20])) > 0.0
+
+
+def test_train_shard_flushes_subnormals_while_it_trains_and_only_then(monkeypatch):
+    seen = []
+    step = train._Run.train_step
+
+    def spy(self, t):
+        seen.append(float(torch.tensor([1e-39]) * 1.0))  # a subnormal, read under DAZ or not
+        step(self, t)
+    monkeypatch.setattr(train._Run, "train_step", spy)
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormals")
+    train.train_shard(shard(n_steps=3), progress=False)
+    assert seen == [0.0, 0.0, 0.0]
+    assert float(torch.tensor([1e-39]) * 1.0) > 0.0
