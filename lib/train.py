@@ -147,7 +147,8 @@ def flushing_subnormals(dev: torch.device):
     range, where Intel cores compute in microcode: a sine-wave ReLU LSTM shard whose weights
     held ~10 000 subnormal values trained ~10x slower per step on an Intel Xeon (AMD EPYC
     cores showed no such cost). Flushing changes only those values, to zero, the same way on
-    every x86 CPU, so the numbers do not depend on the vendor.
+    every x86 CPU, so the numbers do not depend on the vendor. On leaving, flushing is turned
+    off (torch's default; torch cannot report the setting, so an earlier one is not restored).
     """
     on = dev.type == "cpu" and torch.set_flush_denormal(True)
     try:
