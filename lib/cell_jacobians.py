@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from . import models
+from . import fp_kernels, models
 
 
 def jacobians(spec: models.CellSpec, params: dict, s: torch.Tensor, x: torch.Tensor,
@@ -121,13 +121,16 @@ def _lstm(spec, p, s, drive, inputs):
     # c' = f c + i g: dc'/dz_(i, f, g) diagonal; h' = o phi(c'): dh'/dz_o diagonal
     vi, vf, vg = g * i * (1 - i), c * f * (1 - f), i * _dphi(spec, z[:, 2 * H:3 * H], g)
     vo, k = pc * o * (1 - o), o * dpc
-    J = s.new_zeros(len(s), 2 * H, 2 * H)  # [[dh'/dh, dh'/dc], [dc'/dh, dc'/dc]]
-    dc_dh = J[:, H:, :H]
-    torch.add(_rows(vi, Wt[:, :H]), _rows(vf, Wt[:, H:2 * H]), out=dc_dh)
-    dc_dh.add_(_rows(vg, Wt[:, 2 * H:3 * H]))
-    torch.add(_rows(k, dc_dh), _rows(vo, Wt[:, 3 * H:]), out=J[:, :H, :H])
-    torch.diagonal(J[:, :H, H:], dim1=-2, dim2=-1).copy_(k * f)
-    torch.diagonal(J[:, H:, H:], dim1=-2, dim2=-1).copy_(f)
+    if W.shape[0] == 1 and fp_kernels.usable(W, s):  # one network: the same sums, in one C pass
+        J = fp_kernels.lstm_jacobian(W[0], torch.stack([vi, vf, vg, vo, k, f], 1))
+    else:
+        J = s.new_zeros(len(s), 2 * H, 2 * H)  # [[dh'/dh, dh'/dc], [dc'/dh, dc'/dc]]
+        dc_dh = J[:, H:, :H]
+        torch.add(_rows(vi, Wt[:, :H]), _rows(vf, Wt[:, H:2 * H]), out=dc_dh)
+        dc_dh.add_(_rows(vg, Wt[:, 2 * H:3 * H]))
+        torch.add(_rows(k, dc_dh), _rows(vo, Wt[:, 3 * H:]), out=J[:, :H, :H])
+        torch.diagonal(J[:, :H, H:], dim1=-2, dim2=-1).copy_(k * f)
+        torch.diagonal(J[:, H:, H:], dim1=-2, dim2=-1).copy_(f)
     if not inputs:
         return J, None
     zero = torch.zeros_like(vo)

@@ -16,6 +16,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef int64_t I;
 
@@ -206,6 +207,34 @@ void adam_points(I P, I S, float *restrict s, const float *restrict g, float *re
             mp[i] = mi;
             vp[i] = vi;
             sp[i] = sp[i] - r * (mi / c1) / (sqrtf(vi / c2) + eps);
+        }
+    }
+}
+
+/* The LSTM's Jacobian d[h', c']/d[h, c] of P points of one network, assembled as
+ * lib/cell_jacobians.py's torch ops do, operation for operation (so bit for bit):
+ * W [H, 4H] (z = h W + drive), v [P, 6, H] = (vi, vf, vg, vo, k, f) -> J [P, 2H, 2H],
+ *   dc'/dh [i, j] = (vi_i W[j, i] + vf_i W[j, H + i]) + vg_i W[j, 2H + i],
+ *   dh'/dh [i, j] = k_i dc'/dh [i, j] + vo_i W[j, 3H + i],
+ *   dh'/dc = diag(k f), dc'/dc = diag(f). */
+void lstm_jacobian(I P, I H, const double *restrict W, const double *restrict v,
+                   double *restrict J) {
+    I S = 2 * H, G = 4 * H;
+    for (I p = 0; p < P; p++) {
+        const double *vi = v + p * 6 * H, *vf = vi + H, *vg = vf + H, *vo = vg + H, *k = vo + H,
+                     *f = k + H;
+        double *Jp = J + p * S * S;
+        memset(Jp, 0, (size_t)(S * S) * sizeof(double));
+        for (I i = 0; i < H; i++) {
+            double *hh = Jp + i * S, *ch = Jp + (H + i) * S;
+            for (I j = 0; j < H; j++) {
+                const double *w = W + j * G;
+                double dc = (vi[i] * w[i] + vf[i] * w[H + i]) + vg[i] * w[2 * H + i];
+                ch[j] = dc;
+                hh[j] = k[i] * dc + vo[i] * w[3 * H + i];
+            }
+            hh[H + i] = k[i] * f[i];
+            ch[H + i] = f[i];
         }
     }
 }

@@ -7,11 +7,14 @@
   the normal equations of a row whose step was rejected and solves them again with a larger
   ``mu`` (:func:`solve` does both parts);
 * :func:`adam_points` is one iteration of :func:`lib.fixed_point_solver.adam`'s per-point
-  update (rate, clip, moments, step) in float32.
+  update (rate, clip, moments, step) in float32;
+* :func:`lstm_jacobian` assembles the LSTM's closed-form Jacobian of many points of one
+  network, with the arithmetic of :mod:`lib.cell_jacobians`' torch ops (the same bits; ~10 %
+  off an LSTM search, where the torch ops' passes over [P, H, H] blocks cost more than the sums).
 
 Both are built by :mod:`lib.native`. Where they cannot run (no C compiler, another dtype or
 device) :func:`usable` is False and the search uses its torch ops; the two differ in the last
-bits only.
+bits only (the LSTM's Jacobian: not at all).
 """
 from __future__ import annotations
 
@@ -39,7 +42,8 @@ def available() -> bool:
 _ARGS = {"lm_normal": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 5,
          "lm_damped": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 6,
          "adam_points": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 9 + [ctypes.c_int64]
-         + [ctypes.c_float] * 5}
+         + [ctypes.c_float] * 5,
+         "lstm_jacobian": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 3}
 
 
 @functools.cache
@@ -127,3 +131,18 @@ def adam_points(s, g, m, v, rate, log_g, q, q_prev, active, t: int, up: float, d
     if P:
         _function("adam_points")(P, S, *(z.data_ptr() for z in views), active.data_ptr(), t,
                                  up, down, lr_max, 1 - 0.9 ** t, 1 - 0.999 ** t)
+
+
+def lstm_jacobian(W: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The LSTM's Jacobian at P points of one network, as :mod:`lib.cell_jacobians` assembles
+    it in torch ops, bit for bit: W [H, 4H] (float64), v [P, 6, H] the per-unit factors
+    (vi, vf, vg, vo, k, f) -> J [P, 2H, 2H]."""
+    H = W.shape[0]
+    P = v.shape[0]
+    if W.shape != (H, 4 * H) or v.shape != (P, 6, H) or not usable(W, v):
+        raise ValueError(f"lstm_jacobian: W [H, 4H] and v [P, 6, H] float64 on the CPU, got "
+                         f"{tuple(W.shape)} {W.dtype} and {tuple(v.shape)} {v.dtype}")
+    W, v = W.contiguous(), v.contiguous()
+    J = torch.empty(P, 2 * H, 2 * H, dtype=torch.float64)
+    _function("lstm_jacobian")(P, H, W.data_ptr(), v.data_ptr(), J.data_ptr())
+    return J

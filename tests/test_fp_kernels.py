@@ -194,3 +194,21 @@ def test_held_keeps_what_its_slots_allow_and_frees_them():
     held.release(torch.tensor([4, 3]))
     held.keep(torch.tensor([2]), M[2:], g[2:])
     assert held.slot.tolist() == [1, -1, 0, -1, -1] and torch.equal(held.M[0], M[2])
+
+
+@pytest.mark.parametrize("act", ["tanh", "relu"])
+def test_lstm_jacobian_kernel_equals_the_torch_assembly_bit_for_bit(act, monkeypatch):
+    """The C assembly of the LSTM's Jacobian does the torch ops' arithmetic, operation for
+    operation, so the two agree exactly (and with the input Jacobian built from them)."""
+    from lib import cell_jacobians
+    spec = models.CellSpec("lstm", act, n_in=3, n_hidden=16, n_out=2)
+    p = {k: v.double() for k, v in models.init_params(spec, [3]).items()}
+    p["W"] = 3 * p["W"]  # gates away from saturation and from linearity alike
+    g = torch.Generator().manual_seed(1)
+    s, x = torch.randn(40, 32, generator=g, dtype=torch.float64), torch.randn(40, 3, generator=g,
+                                                                               dtype=torch.float64)
+    J, Jx = cell_jacobians.jacobians(spec, p, s, x, True)
+    monkeypatch.setattr(fp_kernels, "usable", lambda *a, **k: False)  # the torch route
+    J0, Jx0 = cell_jacobians.jacobians(spec, p, s, x, True)
+    assert torch.equal(J, J0) and torch.equal(Jx, Jx0)
+    assert J.abs().max() > 0.1 and torch.count_nonzero(J) > J.numel() // 3
