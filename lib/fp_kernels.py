@@ -9,7 +9,7 @@
 * :func:`adam_points` is one iteration of :func:`lib.fixed_point_solver.adam`'s per-point
   update (rate, clip, moments, step) in float32;
 * :func:`lstm_jacobian` assembles the LSTM's closed-form Jacobian of many points of one
-  network, with the arithmetic of :mod:`lib.cell_jacobians`' torch ops (the same bits; ~10 %
+  network, with the arithmetic of :mod:`lib.cell_jacobians`' torch ops (the same bits; 6-13 %
   off an LSTM search, where the torch ops' passes over [P, H, H] blocks cost more than the sums).
 
 Both are built by :mod:`lib.native`. Where they cannot run (no C compiler, another dtype or
