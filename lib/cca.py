@@ -24,8 +24,9 @@ distance 0: every canonical correlation is 1).
 
 All pairs: :func:`lib.pairwise.pairwise_blocks` forms the blocks ``A_i^T A_j`` group by group
 of equal width (hidden size, or kept dimensions), a memory-bounded tile of pairs at a time, so
-each pair costs what its own sizes cost. :func:`svcca_curve` gives SVCCA for many k at the
-price of one: the bases are nested, so one block per pair serves every k.
+each pair costs what its own sizes cost. :func:`distances` gives every metric, and SVCCA for
+many k, at the price of one: each network's centred states are factorised once into a basis
+nested by variance and their coordinates in it, so one block per pair serves them all.
 """
 from __future__ import annotations
 
@@ -91,11 +92,14 @@ def _n_directions(lam, rank: int, shape, k, name: str) -> int:
     return int(k)
 
 
-def _nested_basis(X, ks, name: str):
-    """Orthonormal basis [M, w] whose first k_t columns span the top-k_t subspace, each t.
+def _prepare(X, ks, name: str, full: bool = False):
+    """One network's centred states, factorised once for every metric.
 
-    Returns the basis and the kept directions [len(ks)] (w = their maximum). The QR of the
-    projected data keeps the nesting: its first k columns depend only on the first k columns.
+    Returns Q [M, w] with orthonormal columns, C = Q^T Xc [w, U] and the directions kept for
+    each k of ``ks`` [len(ks)]. The first k_t columns of Q span the top-k_t principal subspace
+    for each t (the QR of the projected data keeps the nesting: its first k columns depend only
+    on the first k columns). w is the rank with ``full`` (then Xc = Q C up to the numerically
+    zero directions, which every metric can use), else the largest kept number.
     """
     for k in ks:
         _check_k(k)
@@ -103,8 +107,10 @@ def _nested_basis(X, ks, name: str):
     lam, V, rank = _spectrum(Xc)
     if lam[0] <= np.finfo(float).tiny:
         raise ValueError(f"{name} has no variance: every unit is constant")
-    kept = np.array([_n_directions(lam, rank, Xc.shape, k, name) for k in ks])
-    return np.linalg.qr(Xc @ V[:, :kept.max()])[0], kept
+    kept = np.array([_n_directions(lam, rank, Xc.shape, k, name) for k in ks], dtype=int)
+    w = rank if full or not len(ks) else int(kept.max())
+    Q = np.linalg.qr(Xc @ V[:, :w])[0]
+    return Q, Q.T @ Xc, kept
 
 
 def svcca_basis(X, k=10, name: str = "X") -> np.ndarray:
@@ -127,20 +133,12 @@ def svcca_basis(X, k=10, name: str = "X") -> np.ndarray:
         If X is constant, if k exceeds the units or is not below the samples (centring removes
         one dimension), or if X has fewer than k directions with non-zero variance.
     """
-    return _nested_basis(X, [k], name)[0]
+    return _prepare(X, [k], name)[0]
 
 
 def state_rank(X) -> int:
     """Number of directions with non-zero variance in X [M, U] (the largest usable SVCCA k)."""
     return _spectrum(_as_samples(X, "X"))[2]
-
-
-def _normalised(X, name: str) -> np.ndarray:
-    Xc = _as_samples(X, name)
-    norm = np.linalg.norm(Xc)
-    if norm <= np.finfo(float).tiny:
-        raise ValueError(f"{name} has no variance: every unit is constant")
-    return Xc / norm
 
 
 def _nuclear(G, *_):
@@ -164,19 +162,7 @@ def svcca_curve(Xs, ks, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
     -------
     D : [T, N, N], ``D[t]`` equal to ``svcca_distances(Xs, ks[t])``
     """
-    ks = list(ks)
-    if not ks:
-        raise ValueError("ks must hold at least one k")
-    parts = [_nested_basis(X, ks, f"network {i}") for i, X in enumerate(Xs)]
-    bases = [b for b, _ in parts]
-    kept = np.stack([kk for _, kk in parts])  # [N, T]
-
-    def reduce(G, rows, cols):
-        return np.stack([_svcca_sim(G, kept[rows, t], kept[cols, t]) for t in range(len(ks))], -1)
-
-    sim = pairwise_blocks(bases, reduce, max_elements,
-                          per_pair=lambda a, b: 3 * a * b + len(ks))
-    return np.stack([_as_distance(1.0 - sim[..., t]) for t in range(len(ks))])
+    return distances(Xs, ("svcca",), ks, max_elements)["svcca"]
 
 
 def _svcca_sim(G, ka, kb) -> np.ndarray:
@@ -228,27 +214,19 @@ def separation_curve(Xs, labels: dict, ks, score: Callable | None = None,
     -------
     DataFrame with one row per k: column ``k`` and one column per labelling
     """
+    return separation_scores(svcca_curve(Xs, ks, max_elements), labels, ks, score)
+
+
+def separation_scores(D, labels: dict, ks, score: Callable | None = None) -> pd.DataFrame:
+    """:func:`separation_curve` from SVCCA distances already computed, D [T, N, N] for the T
+    values ``ks`` (e.g. ``distances(...)["svcca"]``)."""
     if score is None:
         from .embed import nn_accuracy as score
-    D = svcca_curve(Xs, ks, max_elements)
     return pd.DataFrame([{"k": k, **{name: score(Dk, y) for name, y in labels.items()}}
                          for k, Dk in zip(ks, D)])
 
 
 # --- PWCCA -----------------------------------------------------------------------------------
-
-def _pwcca_parts(X, name: str):
-    """Basis Q [M, r] of every direction with variance, and the data in it C = Q^T Xc [r, U]."""
-    Xc = _as_samples(X, name)
-    lam, V, rank = _spectrum(Xc)
-    if lam[0] <= np.finfo(float).tiny:
-        raise ValueError(f"{name} has no variance: every unit is constant")
-    if Xc.shape[1] >= Xc.shape[0]:  # else spans meet by counting alone (correlations of 1)
-        raise ValueError(f"PWCCA needs more samples than units; {name} has {Xc.shape[0]} "
-                         f"samples and {Xc.shape[1]} units")
-    Q = np.linalg.qr(Xc @ V[:, :rank])[0]
-    return Q, Q.T @ Xc
-
 
 def _pwcca_sim(G, Ca, Cb) -> np.ndarray:
     """Symmetrised projection-weighted mean correlation [r, c].
@@ -289,19 +267,7 @@ def pwcca_distances(Xs, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
     -------
     D : [N, N] in [0, 1], symmetric, zero diagonal
     """
-    parts = [_pwcca_parts(X, f"network {i}") for i, X in enumerate(Xs)]
-    bases, coords = [q for q, _ in parts], [c for _, c in parts]
-
-    def reduce(G, rows, cols):
-        return _pwcca_sim(G, np.stack([coords[i] for i in rows]),
-                          np.stack([coords[j] for j in cols]))
-
-    def per_pair(a, b):  # the block, its singular vectors and both networks' projections
-        return 4 * a * b + min(a, b) * (max(c.shape[1] for c in coords) * 2)
-
-    sim = pairwise_blocks(bases, reduce, max_elements, keys=[c.shape for c in coords],
-                          per_pair=per_pair)
-    return _as_distance(1.0 - sim)
+    return distances(Xs, ("pwcca",), max_elements=max_elements)["pwcca"]
 
 
 # --- Procrustes and CKA ----------------------------------------------------------------------
@@ -318,8 +284,7 @@ def procrustes_distances(Xs, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
     -------
     D : [N, N] in [0, pi/2], symmetric, zero diagonal
     """
-    mats = [_normalised(X, f"network {i}") for i, X in enumerate(Xs)]
-    return _as_distance(np.arccos(np.clip(pairwise_blocks(mats, _nuclear, max_elements), -1, 1)))
+    return distances(Xs, ("procrustes",), max_elements=max_elements)["procrustes"]
 
 
 def cka_distances(Xs, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
@@ -329,17 +294,114 @@ def cka_distances(Xs, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
     -------
     D : [N, N] in [0, 1], symmetric, zero diagonal
     """
-    mats = [_normalised(X, f"network {i}") for i, X in enumerate(Xs)]
-    hsic = pairwise_blocks(mats, lambda G, *_: (G ** 2).sum(axis=(-1, -2)), max_elements,
-                           per_pair=lambda a, b: 2 * a * b)
-    norms = np.sqrt(np.diag(hsic))
-    return _as_distance(1.0 - hsic / np.outer(norms, norms))
+    return distances(Xs, ("cka",), max_elements=max_elements)["cka"]
 
 
 def _as_distance(D: np.ndarray) -> np.ndarray:
     D = np.clip(D, 0.0, None)
     np.fill_diagonal(D, 0.0)
     return D
+
+
+# --- every metric in one pass ----------------------------------------------------------------
+
+def distances(Xs, metrics=METRICS, ks=(10,), max_elements: int = MAX_ELEMENTS) -> dict:
+    """Several distances for all pairs in one pass: one factorisation per network and one
+    block per pair serve every metric and every k.
+
+    Each network's centred states are Xc = Q C with Q [M, r] orthonormal and nested by
+    variance (:func:`_prepare`), so a pair's only product over the samples is the block
+    G = Q_i^T Q_j [r_i, r_j]: SVCCA takes its leading k x k parts, PWCCA its singular
+    vectors, and ``Xc_i^T Xc_j = C_i^T G C_j`` [U_i, U_j] gives Procrustes (its nuclear norm)
+    and CKA (its squared Frobenius norm) at the price of two small matmuls.
+
+    Parameters
+    ----------
+    Xs : sequence of N arrays [M, U_i] (same samples in every network; PWCCA needs M > U_i)
+    metrics : any of ``"svcca"``, ``"pwcca"``, ``"procrustes"``, ``"cka"``
+    ks : SVCCA's T values of k (see :func:`svcca_curve`); ignored without ``"svcca"``
+    max_elements : bound on the numbers held at once by a tile of pairs
+
+    Returns
+    -------
+    dict: ``"svcca"`` [T, N, N] (one matrix per k) and ``"kept"`` [N, T] (directions each
+    network keeps for each k) with SVCCA; ``"pwcca"``, ``"procrustes"``, ``"cka"`` [N, N].
+    """
+    metrics = _check_metrics(metrics)
+    ks = list(ks) if "svcca" in metrics else []
+    if "svcca" in metrics and not ks:
+        raise ValueError("ks must hold at least one k")
+    full = metrics != ("svcca",)
+    parts = [_prepare(X, ks, f"network {i}", full) for i, X in enumerate(Xs)]
+    Qs, Cs = [q for q, *_ in parts], [c for _, c, _ in parts]
+    kept = np.stack([kk for *_, kk in parts])  # [N, T]
+    if "pwcca" in metrics:
+        _check_pwcca_samples(Xs)
+    u_max = max(c.shape[1] for c in Cs)
+    reduce = _reducer(metrics, kept, Cs)
+
+    def per_pair(a, b):  # the block and a working copy, PWCCA's singular vectors and
+        n = 2 * a * b + len(ks)  # projections, the [U_i, U_j] product and its SVD's copy
+        n += (4 * a * b + 2 * min(a, b) * u_max) if "pwcca" in metrics else 0
+        return n + (2 * u_max * u_max if {"procrustes", "cka"} & set(metrics) else 0)
+
+    sim = pairwise_blocks(Qs, reduce, max_elements, keys=[c.shape for c in Cs],
+                          per_pair=per_pair)
+    return _assemble(metrics, sim, kept, Cs)
+
+
+def _check_metrics(metrics) -> tuple:
+    metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    if not metrics:
+        raise ValueError(f"metrics=() must name at least one of {METRICS}")
+    for m in metrics:
+        check_choice("metric", m, METRICS)
+    return tuple(m for m in METRICS if m in metrics)  # in a fixed order, without repeats
+
+
+def _check_pwcca_samples(Xs):
+    for i, X in enumerate(Xs):  # else spans meet by counting alone (correlations of 1)
+        M, U = np.shape(X)
+        if U >= M:
+            raise ValueError(f"PWCCA needs more samples than units; network {i} has {M} "
+                             f"samples and {U} units")
+
+
+def _reducer(metrics: tuple, kept, Cs) -> Callable:
+    """The tile reduction of :func:`distances`: blocks G [r, c, Ka, Kb] -> [r, c, V], the
+    values in the order of :func:`_assemble` (one per k, PWCCA, Procrustes, CKA)."""
+    def reduce(G, rows, cols):
+        out = [_svcca_sim(G, kept[rows, t], kept[cols, t]) for t in range(kept.shape[1])]
+        Ca, Cb = np.stack([Cs[i] for i in rows]), np.stack([Cs[j] for j in cols])
+        if "pwcca" in metrics:
+            out.append(_pwcca_sim(G, Ca, Cb))
+        if "procrustes" in metrics or "cka" in metrics:
+            P = np.swapaxes(Ca, -1, -2)[:, None] @ G @ Cb[None]  # Xc_i^T Xc_j [r, c, Ua, Ub]
+            if "procrustes" in metrics:
+                out.append(_nuclear(P))
+            if "cka" in metrics:
+                out.append((P ** 2).sum(axis=(-1, -2)))
+        return np.stack(out, -1)
+    return reduce
+
+
+def _assemble(metrics: tuple, sim, kept, Cs) -> dict:
+    """Distances from the reduced values sim [N, N, V] (see :func:`_reducer`)."""
+    T, out, v = kept.shape[1], {}, iter(range(kept.shape[1], sim.shape[-1]))
+    if "svcca" in metrics:
+        out["svcca"] = np.stack([_as_distance(1.0 - sim[..., t]) for t in range(T)])
+        out["kept"] = kept
+    if "pwcca" in metrics:
+        out["pwcca"] = _as_distance(1.0 - sim[..., next(v)])
+    if "procrustes" in metrics:
+        norms = np.array([np.linalg.norm(c) for c in Cs])  # = |Xc|
+        cos = sim[..., next(v)] / np.outer(norms, norms)
+        out["procrustes"] = _as_distance(np.arccos(np.clip(cos, -1, 1)))
+    if "cka" in metrics:
+        hsic = sim[..., next(v)]
+        d = np.sqrt(np.diag(hsic))
+        out["cka"] = _as_distance(1.0 - hsic / np.outer(d, d))
+    return out
 
 
 def distance_matrix(Xs, metric: str = "svcca", k=10,

@@ -227,3 +227,19 @@ def test_separation_curve_finds_planted_groups():
     table = cca.separation_curve(Xs, labels, ks=[1, 2, 4, 0.9])
     assert list(table["k"]) == [1, 2, 4, 0.9]
     assert np.all(table["group"] == 1.0)
+
+
+@pytest.mark.parametrize("max_elements", [50, 2 ** 24])  # a pair a tile, whole groups
+def test_one_pass_gives_every_metric_as_the_per_pair_references(max_elements):
+    Xs, ks = mixed_population(), [5, 0.9, 2]
+    out = cca.distances(Xs, cca.METRICS, ks, max_elements=max_elements)
+    for metric in ("procrustes", "cka", "pwcca"):
+        np.testing.assert_allclose(out[metric], mixed_reference(metric, None), atol=1e-10, rtol=0)
+    for t, k in enumerate(ks[:2]):
+        np.testing.assert_allclose(out["svcca"][t], mixed_reference("svcca", k), atol=1e-10,
+                                   rtol=0)
+    assert out["kept"].tolist() == [[cca.svcca_basis(X, k).shape[1] for k in ks] for X in Xs]
+    assert set(cca.distances(Xs, ["cka", "svcca"], [2])) == {"cka", "svcca", "kept"}
+    for bad in ([], ["cca"]):
+        with pytest.raises(ValueError, match="metric"):
+            cca.distances(Xs, bad)
