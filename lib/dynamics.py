@@ -384,16 +384,20 @@ def run_sine(nets, task, config: fp.FixedPointConfig, freqs=None):
     """Sine-wave analysis of all networks: (table per network x frequency, {label: example}).
 
     An example is (trajectory [T, S], fixed point [S]) at the middle analysed frequency, from
-    the group's first network where a point was found.
+    the group's first network whose trajectory there is a limit cycle around its point, else
+    from its first network where a point was found.
     """
     tables, examples = [], {}
     for g in groups(nets):
         df, fps, best, vis = sine(g, task, config, freqs)
         tables.append(df)
         J = len(vis) // len(g.nets)
-        found = [n * J + J // 2 for n in range(len(g.nets)) if best[n * J + J // 2] >= 0]
-        if found:  # the first network with a point at the middle frequency
-            examples[g.label] = (vis[found[0]], fps.points[best[found[0]]])
+        mid = np.arange(len(g.nets)) * J + J // 2
+        found = mid[best[mid] >= 0]
+        cycling = found[df.limit_cycle.to_numpy()[found]]
+        if len(found):
+            k = cycling[0] if len(cycling) else found[0]
+            examples[g.label] = (vis[k], fps.points[best[k]])
     return pd.concat(tables, ignore_index=True), examples
 
 

@@ -130,11 +130,12 @@ def describe_counts(counts: pd.DataFrame) -> dict[str, str]:
     cells left empty).
     """
     cells = [f"{a}-{f} on the {t.lower()}" for t, a, f in counts.index]
-    diverged = sorted({f"{a}-{f}" for (_, a, f), n in counts["diverged"].items() if n > 0})
+    diverged = [f"{c} ({n} of {m})" for c, n, m in zip(cells, counts.diverged, counts.trained)
+                if n > 0]
     short = [f"{c} ({n} of {m} kept)" for c, n, m in zip(cells, counts.included, counts.trained)
              if n < m]
     empty = [c for c, n in zip(cells, counts.included) if n == 0]
-    return {"diverged_cells": ", ".join(diverged) or "none",
+    return {"diverged_cells": "; ".join(diverged) or "none",
             "short_cells": "; ".join(short) or "none",
             "empty_cells": (f"No network of {', '.join(empty)} passed, so that cell is absent "
                             "from the analyses of that task in the following chapters."

@@ -33,7 +33,7 @@ def test_counts_sentences_and_typical_network():
     pop = fake_population([[0.05, np.inf], [0.5, 0.01]])
     counts = pd.concat({"Flip": pop.counts()}, names=["task"])
     text = summary.describe_counts(counts)
-    assert text["diverged_cells"] == "vanilla-tanh"
+    assert text["diverged_cells"] == "vanilla-tanh on the flip (1 of 2)"
     assert text["short_cells"] == "vanilla-tanh on the flip (1 of 2 kept); gru-tanh on the flip (1 of 2 kept)"
     assert text["empty_cells"].startswith("Every cell")
     net, row = summary.typical_network(pop)  # included: 0.01 and 0.05 -> the lower median

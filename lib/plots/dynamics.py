@@ -52,7 +52,7 @@ def stability_counts(ax, table):
                label=STABILITY_LABELS[u])
         bottom += mean[col].to_numpy()
     ax.axhline(8, color="0.5", lw=0.8, ls="--")
-    ax.set_ylabel("fixed points per network")
+    ax.set_ylabel("isolated fixed points\nper network")
     ax.tick_params(axis="x", rotation=60)
     return ax
 
@@ -86,7 +86,9 @@ def limit_cycle(ax, states, point, label: str | None = None):
     ax.plot(*z.T, lw=0.8, color="0.3")
     ax.plot(*p, "x", color=STABILITY_COLORS[1], ms=7, mew=2)
     _pc_labels(ax)
-    if label:
+    if label:  # in a band added above the data, so that it covers neither orbit nor point
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi + 0.25 * (hi - lo))
         ax.text(0.02, 0.98, label, transform=ax.transAxes, ha="left", va="top", fontsize=7)
     return ax
 
@@ -102,6 +104,9 @@ def line_attractors(ax, visited, points_by_context, colors=CONTEXT_COLORS):
     for c, pts in enumerate(points_by_context):
         p = (pts - mean) @ axes
         ax.plot(*p.T, "o", ms=3, color=colors[c], label=f"context {c + 1}")
+    if not any(len(pts) for pts in points_by_context):
+        ax.text(0.5, 0.5, "no slow point found", transform=ax.transAxes, ha="center",
+                va="center", fontsize=7)
     _pc_labels(ax)
     return ax
 
@@ -110,7 +115,9 @@ def mean_sem(ax, x, values_by_label, ylabel):
     """Mean ± s.e.m. curves over networks; values_by_label: {label: [n, K]}."""
     for label, v in values_by_label.items():
         v = v[np.isfinite(v).all(1)]
-        if not len(v):
+        if not len(v):  # said in the legend, not left out silently
+            ax.plot([], [], ls="none", color=ARCH_COLORS[label.split("-")[0]],
+                    marker=ACT_MARKERS[label.split("-")[1]], ms=3, label=f"{label}: none")
             continue
         m = v.mean(0)
         sem = v.std(0, ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.zeros_like(m)

@@ -44,9 +44,10 @@ def fixed_point_graph(ax, G: nx.DiGraph, title: str = "", labels: bool = True,
                            linewidths=0.5)
     if labels:
         stable = {p: d["label"] for p, d in G.nodes(data=True) if d["n_unstable"] == 0}
-        offset = {p: xy + [0, 0.2] for p, xy in pos.items()}
+        offset = {p: xy + [0, 0.3] for p, xy in pos.items()}  # above the node, on white
         nx.draw_networkx_labels(G, offset, labels=stable, ax=ax, font_size=font_size,
-                                font_family="monospace")
+                                font_family="monospace",
+                                bbox=dict(fc="white", ec="none", pad=0.5, alpha=0.85))
     ax.set_title(title, fontsize=font_size + 1)
     ax.margins(0.12)
     ax.set_aspect("equal")
@@ -81,7 +82,7 @@ def match_bars(ax, table, column: str = "matches", label: str = "fraction matchi
     x = np.arange(len(frac))
     ax.bar(x, frac.to_numpy(), color=[ARCH_COLORS[a] for a, _ in frac.index],
            hatch=None, edgecolor="k", linewidth=0.4)
-    ax.set_xticks(x, [f"{a} {b}" for a, b in frac.index], fontsize=6, rotation=60, ha="right")
+    ax.set_xticks(x, [f"{a} {b}" for a, b in frac.index], fontsize=8, rotation=60, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel(label)
     return ax
