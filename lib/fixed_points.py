@@ -64,8 +64,11 @@ class FixedPointConfig:
         The polish is a Gauss-Newton method, so it takes over early: after 80-400 Adam steps
         most starts of a ReLU LSTM still have q ~ 1e-3-1e-2 and some of its points are reached
         from none of the others.
-    newton_iters : Levenberg-Marquardt polish iterations (0 skips the polish, e.g. to keep
-        slow points along an approximate line attractor instead of sliding to its ends).
+    newton_iters : Levenberg-Marquardt polish iterations (0 skips the polish).
+    polish_to : the polish stops working on a point once its q is at most this. The default
+        polishes fixed points to float64 precision; a slow-point threshold instead (e.g. for
+        an approximate line attractor) brings each candidate just onto the line, where it
+        came, instead of sliding it along the line to one of its few exact fixed points.
     stall_iters : the polish stops a candidate whose q fell less than tenfold over this many
         iterations (a slow region, not a zero it converges to; 0: never).
     tol_fixed : a kept point with q <= tol_fixed is a fixed point, above it a slow point.
@@ -107,6 +110,7 @@ class FixedPointConfig:
     tol_adam: float = 1e-9
     tol_candidate: float = 1.0
     newton_iters: int = 100
+    polish_to: float = 1e-30
     stall_iters: int = 10
     tol_fixed: float = 1e-12
     tol_slow: float = 1e-8
@@ -132,6 +136,7 @@ class FixedPointConfig:
                + [lambda i=i, v=v: _STEP(f"neighbour_steps[{i}]", v)
                   for i, v in enumerate(self.neighbour_steps)])
         gather([lambda: check_order("tol_fixed", self.tol_fixed, "tol_slow", self.tol_slow),
+                lambda: check_order("polish_to", self.polish_to, "tol_slow", self.tol_slow),
                 lambda: check_order("tol_adam", self.tol_adam, "tol_candidate", self.tol_candidate)])
 
 
@@ -141,7 +146,8 @@ _FP_RULES = {
     "n_init": Int(1, 100_000), "init_noise": Real(0.0, 10.0), "wide_fraction": Real(0.0, 1.0),
     "wide_noise": Real(0.0, 10.0), "lr": Real(0.0, 10.0, low_open=True),
     "adam_iters": Int(0, 1_000_000), "tol_adam": _POSITIVE, "tol_candidate": _POSITIVE,
-    "newton_iters": Int(0, 10_000), "stall_iters": Int(0, 10_000), "tol_fixed": _POSITIVE,
+    "newton_iters": Int(0, 10_000), "polish_to": _POSITIVE, "stall_iters": Int(0, 10_000),
+    "tol_fixed": _POSITIVE,
     "tol_slow": _POSITIVE,
     "tol_unique": Real(0.0, 10.0, low_open=True), "tol_merge": Real(0.0, 10.0, low_open=True),
     "tol_reach": Real(0.0, 10.0),
@@ -399,8 +405,8 @@ def _polish(F, s, x, net, system, known, reach, config: FixedPointConfig):
     absorb = solver.Absorb(torch.cat([system, ksys]), frozen, config.tol_merge, config.tol_slow,
                            reach=reach[torch.cat([net, knet])])
     s, q, its, _ = solver.polish(F, torch.cat([s, kpts]), torch.cat([x, kx]),
-                                 torch.cat([net, knet]), config.newton_iters, absorb=absorb,
-                                 stall=config.stall_iters)
+                                 torch.cat([net, knet]), config.newton_iters,
+                                 q_done=config.polish_to, absorb=absorb, stall=config.stall_iters)
     return s[:P], q[:P], its[:P]
 
 
@@ -459,6 +465,6 @@ def solve(F, s0, x, config: FixedPointConfig = FixedPointConfig()):
     s, q, _ = solver.adam(F, torch.as_tensor(s0).float(), x.float(), net,
                           iters=config.adam_iters, lr=config.lr, tol_q=config.tol_adam)
     s, q, *_ = solver.polish(F, s.double().reshape(N * B, S), x.double().reshape(N * B, -1),
-                            net.repeat_interleave(B), config.newton_iters)
+                            net.repeat_interleave(B), config.newton_iters, q_done=config.polish_to)
     return s.reshape(N, B, S), q.reshape(N, B)
 

@@ -1,4 +1,6 @@
 """Fixed-point search: answers known by construction, batching, adapters, no side effects, format."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -415,6 +417,23 @@ def test_points_on_a_continuum_are_not_isolated():
     point = fp.find(lambda s, x, net: 0.5 * s, vis, cfg)
     assert len(line) > 1 and not fp_recall.isolated(line).any()
     assert len(point) == 1 and fp_recall.isolated(point).all()
+
+
+def test_polish_to_keeps_slow_points_along_a_line_where_they_came():
+    """F(s) = (s0 + 1e-4 (1 - s0), s1 / 2): an approximate line attractor along s1 = 0 with one
+    exact fixed point at (1, 0). Polished to float64 precision every candidate slides there;
+    polished only to the slow-point level, the points stay spread along the line."""
+    vis = torch.stack([torch.linspace(-1, 0.5, 32), 0.3 * torch.randn(32, generator=torch.Generator()
+                       .manual_seed(2))], -1)[None].double()
+    F = lambda s, x, net: torch.stack([s[..., 0] + 1e-4 * (1 - s[..., 0]), s[..., 1] / 2], -1)  # noqa: E731
+    base = fp.FixedPointConfig(n_init=32, midpoint_rounds=0, init_noise=0.1, wide_fraction=0,
+                               tol_slow=1e-5, tol_adam=1e-7)
+    exact = fp.find(F, vis, base)
+    line = fp.find(F, vis, replace(base, polish_to=1e-7))
+    assert np.allclose(exact.points[~exact.slow], [1, 0], atol=1e-6) and (~exact.slow).sum() == 1
+    assert len(line) > 10 and np.ptp(line.points[:, 0]) > 1 and line.q.max() <= 1e-5
+    with pytest.raises(ValueError, match="polish_to"):
+        fp.FixedPointConfig(polish_to=1e-4, tol_slow=1e-5)
 
 
 def test_neighbour_starts_step_along_the_slowest_modes():
