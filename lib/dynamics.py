@@ -29,7 +29,10 @@ def search_configs(n_init: int = 256, tol_fixed: float = 1e-12, tol_slow: float 
     many commands. Integration: slow points along the line attractors, so the polish stops as
     soon as a candidate is a slow point (``polish_to``: polished to float64 precision, it would
     slide along the line to one of the line's few exact fixed points; without a polish, Adam
-    alone leaves every start of some ReLU LSTMs above the threshold), no further rounds between
+    alone leaves every start of some ReLU LSTMs above the threshold) and drops a candidate it
+    carries more than half a visited radius from where Adam left it (it would fetch slow
+    points from regions far from the trajectories, where gated networks' gates saturate and
+    F(s) ~ s holds widely), no further rounds between
     slow points of one line, merging only of points closer than ``tol_unique`` so that the line
     stays densely covered, and at most 128 starts (they cover a line; ``n_init`` is the
     flip-flop's).
@@ -38,8 +41,9 @@ def search_configs(n_init: int = 256, tol_fixed: float = 1e-12, tol_slow: float 
     if adam_iters is not None:
         base = replace(base, adam_iters=adam_iters)
     cdi_cfg = replace(base, n_init=min(n_init, 128), polish_to=cdi_tol_slow / 10,
-                      midpoint_rounds=0, tol_adam=cdi_tol_slow / 10, tol_slow=cdi_tol_slow,
-                      tol_merge=base.tol_unique, adam_iters=max(base.adam_iters, 1000))
+                      polish_radius=0.5, midpoint_rounds=0, tol_adam=cdi_tol_slow / 10,
+                      tol_slow=cdi_tol_slow, tol_merge=base.tol_unique,
+                      adam_iters=max(base.adam_iters, 1000))
     return {"flipflop": base, "sine": replace(base, n_init=min(n_init, 16)), "cdi": cdi_cfg}
 
 

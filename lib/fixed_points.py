@@ -34,7 +34,7 @@ import torch
 
 from . import fixed_point_solver as solver
 from . import models
-from .checks import MAX_SEED, Int, Real, check_order, gather
+from .checks import MAX_SEED, Int, Maybe, Real, check_order, gather
 from .fp_adapters import CellMap, cell_map, visited_states  # noqa: F401  (public here too)
 from .fp_result import FixedPoints, classify, isolated  # noqa: F401
 
@@ -69,6 +69,10 @@ class FixedPointConfig:
         polishes fixed points to float64 precision; a slow-point threshold instead (e.g. for
         an approximate line attractor) brings each candidate just onto the line, where it
         came, instead of sliding it along the line to one of its few exact fixed points.
+    polish_radius : if given, a candidate that the polish carries farther than this many
+        visited RMS radii from where Adam left it is dropped (not converged): the polish then
+        refines points where the starts led, and does not fetch slow points from far regions
+        (e.g. where a gated network's update gates saturate and F(s) ~ s holds widely).
     stall_iters : the polish stops a candidate whose q fell less than tenfold over this many
         iterations (a slow region, not a zero it converges to; 0: never).
     tol_fixed : a kept point with q <= tol_fixed is a fixed point, above it a slow point.
@@ -111,6 +115,7 @@ class FixedPointConfig:
     tol_candidate: float = 1.0
     newton_iters: int = 100
     polish_to: float = 1e-30
+    polish_radius: float | None = None
     stall_iters: int = 10
     tol_fixed: float = 1e-12
     tol_slow: float = 1e-8
@@ -146,7 +151,8 @@ _FP_RULES = {
     "n_init": Int(1, 100_000), "init_noise": Real(0.0, 10.0), "wide_fraction": Real(0.0, 1.0),
     "wide_noise": Real(0.0, 10.0), "lr": Real(0.0, 10.0, low_open=True),
     "adam_iters": Int(0, 1_000_000), "tol_adam": _POSITIVE, "tol_candidate": _POSITIVE,
-    "newton_iters": Int(0, 10_000), "polish_to": _POSITIVE, "stall_iters": Int(0, 10_000),
+    "newton_iters": Int(0, 10_000), "polish_to": _POSITIVE,
+    "polish_radius": Maybe(Real(0.0, 1e6, low_open=True)), "stall_iters": Int(0, 10_000),
     "tol_fixed": _POSITIVE,
     "tol_slow": _POSITIVE,
     "tol_unique": Real(0.0, 10.0, low_open=True), "tol_merge": Real(0.0, 10.0, low_open=True),
@@ -252,8 +258,12 @@ def search(F, ref, s0, x, config: FixedPointConfig, known: FixedPoints | None = 
     c = (rep == torch.arange(R * B)).nonzero()[:, 0]  # the candidates, one per merged group
     cs, cq, cits = s[c].clone(), q[c], torch.zeros(len(c), dtype=torch.long)
     if config.newton_iters:
-        reach = config.tol_reach * _radius(ref)
-        cs, cq, cits = _polish(F, cs, xs[c], nets[c], sys[c], (kpts, kx, knet, ksys), reach, config)
+        radius, before = _radius(ref), cs
+        cs, cq, cits = _polish(F, cs, xs[c], nets[c], sys[c], (kpts, kx, knet, ksys),
+                               config.tol_reach * radius, config)
+        if config.polish_radius is not None:  # carried off: not converged where it came
+            far = (cs - before).norm(dim=-1) > config.polish_radius * radius[nets[c]]
+            cq = torch.where(far, torch.inf, cq)
     ok = torch.isfinite(cq) & (cq <= config.tol_slow)
     ok &= ~solver.outliers(cs, nets[c], ref, config.outlier_scale)
     rep2 = solver.merge(cs, cq, ok, sys[c], config.tol_unique)

@@ -236,5 +236,12 @@ class Universality(_SVCCA, Chapter):
         return search_configs(self.n_init, cdi_tol_slow=self.cdi_tol_keep, adam_iters=self.adam_iters)
 
     @property
+    def cdi_grid(self) -> dict:
+        """{threshold: FixedPointConfig}: the integration search at each slow-point threshold
+        of ``cdi_tol_grid`` (the sensitivity analysis)."""
+        return {tol: search_configs(self.n_init, cdi_tol_slow=tol, adam_iters=self.adam_iters)["cdi"]
+                for tol in self.cdi_tol_grid}
+
+    @property
     def orbit(self) -> OrbitConfig:
         return OrbitConfig(eps=self.orbit_eps, n_steps=self.orbit_steps)

@@ -419,7 +419,7 @@ def test_points_on_a_continuum_are_not_isolated():
     assert len(point) == 1 and fp_recall.isolated(point).all()
 
 
-def test_polish_to_keeps_slow_points_along_a_line_where_they_came():
+def test_polish_to_and_polish_radius_keep_slow_points_where_they_came():
     """F(s) = (s0 + 1e-4 (1 - s0), s1 / 2): an approximate line attractor along s1 = 0 with one
     exact fixed point at (1, 0). Polished to float64 precision every candidate slides there;
     polished only to the slow-point level, the points stay spread along the line."""
@@ -432,6 +432,10 @@ def test_polish_to_keeps_slow_points_along_a_line_where_they_came():
     line = fp.find(F, vis, replace(base, polish_to=1e-7))
     assert np.allclose(exact.points[~exact.slow], [1, 0], atol=1e-6) and (~exact.slow).sum() == 1
     assert len(line) > 10 and np.ptp(line.points[:, 0]) > 1 and line.q.max() <= 1e-5
+    # the exact point lies at least 0.5 from every start: a polish held within 0.05 visited
+    # radii of where Adam left each candidate reaches it from none, one held within 10 does
+    held = fp.find(F, vis, replace(base, polish_radius=0.05))
+    assert (~held.slow).sum() == 0 and len(fp.find(F, vis, replace(base, polish_radius=10))) == 1
     with pytest.raises(ValueError, match="polish_to"):
         fp.FixedPointConfig(polish_to=1e-4, tol_slow=1e-5)
 
