@@ -372,6 +372,8 @@ def _reducer(metrics: tuple, kept, Cs) -> Callable:
     values in the order of :func:`_assemble` (one per k, PWCCA, Procrustes, CKA)."""
     def reduce(G, rows, cols):
         out = [_svcca_sim(G, kept[rows, t], kept[cols, t]) for t in range(kept.shape[1])]
+        if metrics == ("svcca",):
+            return np.stack(out, -1)
         Ca, Cb = np.stack([Cs[i] for i in rows]), np.stack([Cs[j] for j in cols])
         if "pwcca" in metrics:
             out.append(_pwcca_sim(G, Ca, Cb))
