@@ -26,16 +26,15 @@ def search_configs(n_init: int = 256, tol_fixed: float = 1e-12, tol_slow: float 
     a quarter at the whole spread, adaptive Adam, float64 polish, two rounds of midpoint and
     slow-mode neighbour starts). Sine wave: the same with 16 starts per (network, command) from the
     trajectory and 16 from its centre, since one point per command is expected and there are
-    many commands. Integration: slow points along the line attractors, so the polish stops as
-    soon as a candidate is a slow point (``polish_to``: polished to float64 precision, it would
-    slide along the line to one of the line's few exact fixed points; without a polish, Adam
-    alone leaves every start of some ReLU LSTMs above the threshold) and drops a candidate it
-    carries more than half a visited radius from where Adam left it (it would fetch slow
-    points from regions far from the trajectories, where gated networks' gates saturate and
-    F(s) ~ s holds widely), no further rounds between
-    slow points of one line, merging only of points closer than ``tol_unique`` so that the line
-    stays densely covered, and at most 128 starts (they cover a line; ``n_init`` is the
-    flip-flop's).
+    many commands. Integration: slow points along the line attractors. The polish stops as soon
+    as a candidate is a slow point (``polish_to``; polished to float64 precision it would slide
+    along the line to one of the line's few exact fixed points, and without a polish Adam alone
+    leaves every start of some ReLU LSTMs above the threshold), and a candidate it carries more
+    than half a visited radius from where Adam left it is dropped (``polish_radius``; it would
+    fetch slow points far from the trajectories, where gated networks' gates saturate and
+    F(s) ~ s holds widely). No further rounds between slow points of one line, merging only of
+    points closer than ``tol_unique`` so that the line stays densely covered, and at most 128
+    starts (they cover a line; ``n_init`` is the flip-flop's).
     """
     base = fp.FixedPointConfig(n_init=n_init, tol_fixed=tol_fixed, tol_slow=tol_slow)
     if adam_iters is not None:
