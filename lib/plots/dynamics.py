@@ -41,7 +41,8 @@ def unstable_legend(target, **kw):
 
 
 def stability_counts(ax, table):
-    """Mean number of fixed points by number of unstable modes, per architecture x activation.
+    """Mean number of isolated fixed points with 0-3 unstable modes (more are left out), per
+    architecture x activation.
 
     table: rows per network with ``label`` and ``unstable_0..3`` (see lib.dynamics.flipflop_table).
     """
@@ -49,7 +50,7 @@ def stability_counts(ax, table):
     bottom = np.zeros(len(mean))
     for u, col in enumerate(mean.columns):
         ax.bar(mean.index, mean[col], bottom=bottom, color=STABILITY_COLORS[u],
-               label=STABILITY_LABELS[u])
+               label=STABILITY_LABELS[u] if u < 3 else "3 unstable modes")  # not 3+: see above
         bottom += mean[col].to_numpy()
     ax.axhline(8, color="0.5", lw=0.8, ls="--")
     ax.set_ylabel("isolated fixed points\nper network")
