@@ -16,7 +16,9 @@ network-training-steps per second (one step = one network, one batch), over all 
 
 **Limit.** Each worker also times batched matmuls of the recurrent shape of the step,
 [N, B, H] x [N, H, G] (G = gates x H), while the other workers do the same, so the limit is
-measured on this machine, in this run, under the same load. One training step of one network
+measured on this machine, in this run, under the same load; both with ``torch.bmm`` (torch's
+MKL) and with ``np.matmul`` (numpy's BLAS, which the new trainer uses on the CPU), and the
+faster of the two sets the limit. One training step of one network
 needs about 3 x the forward matmul FLOPs (forward, and two matmuls of the same size
 backward): ``3 x 2 B T ((H + I) G + H O)``. The limit per core is the measured matmul rate
 divided by that count; the new trainer's fraction of it is its rate per worker over the limit.
@@ -40,7 +42,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from multiprocessing import get_context
 
+import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from lib import models, train
 from lib.config import population_config
@@ -90,17 +94,24 @@ def timed(which: str, cfg) -> float:
     return time.perf_counter() - t0
 
 
-def matmul_rate(shape: tuple, repeats: int = 200) -> float:
-    """Worker: FLOP/s of ``bmm`` [N, B, H] x [N, H, G] on one thread."""
+def matmul_rate(shape: tuple, repeats: int = 200) -> tuple[float, float]:
+    """Worker: FLOP/s of a batched matmul [N, B, H] x [N, H, G] on one thread, with
+    ``torch.bmm`` and with ``np.matmul``."""
     torch.set_num_threads(1)
     n, b, h, g = shape
     x, w, out = torch.randn(n, b, h), torch.randn(n, h, g), torch.empty(n, b, g)
-    for _ in range(10):
-        torch.bmm(x, w, out=out)
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        torch.bmm(x, w, out=out)
-    return 2 * n * b * h * g * repeats / (time.perf_counter() - t0)
+    xn, wn, outn = x.numpy(), w.numpy(), out.numpy()
+    calls = (lambda: torch.bmm(x, w, out=out), lambda: np.matmul(xn, wn, out=outn))
+    rates = []
+    with threadpool_limits(1, user_api="blas"):
+        for call in calls:
+            for _ in range(10):
+                call()
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                call()
+            rates.append(2 * n * b * h * g * repeats / (time.perf_counter() - t0))
+    return tuple(rates)
 
 
 def warm_up(_):
@@ -118,17 +129,19 @@ def row(pool, plain, arch: str, hidden: int, a, n_io) -> str:
     cfgs = shards(arch, hidden, a)
     steps = sum(len(c.nets) * c.n_steps for c in cfgs)
     shape = (a.shard, a.batch, hidden, models.N_BLOCKS[arch] * hidden)
-    runs = {"plain": [], "old": [], "new": [], "bmm": []}
+    runs = {"plain": [], "old": [], "new": [], "bmm": [], "np": []}
     for _ in range(a.repeats):  # the paths take turns
         runs["plain"].append(steps / max(plain.map(timed, ["old"] * len(cfgs), cfgs)))
         runs["old"].append(steps / max(pool.map(timed, ["old"] * len(cfgs), cfgs)))
         runs["new"].append(steps / max(pool.map(timed, ["new"] * len(cfgs), cfgs)))
-        runs["bmm"].append(sum(pool.map(matmul_rate, [shape] * a.workers)) / a.workers)
-    as_today, old, new, rate = (statistics.median(runs[k]) for k in runs)
-    limit = rate / flops_per_step(arch, hidden, a, *n_io)
+        rates = list(pool.map(matmul_rate, [shape] * a.workers))
+        for k, lib in enumerate(("bmm", "np")):
+            runs[lib].append(sum(r[k] for r in rates) / a.workers)
+    as_today, old, new, bmm, npm = (statistics.median(runs[k]) for k in runs)
+    limit = max(bmm, npm) / flops_per_step(arch, hidden, a, *n_io)
     return (f"{arch:8s} {hidden:6d} {as_today:9.0f} {old:9.0f} {new:9.0f} {new / as_today:6.2f}x "
             f"{new / old:6.2f}x "
-            f"{rate / 1e9:8.1f} {limit:9.0f} {new / a.workers / limit:7.1%}")
+            f"{bmm / 1e9:8.1f} {npm / 1e9:8.1f} {limit:9.0f} {new / a.workers / limit:7.1%}")
 
 
 def main(argv=None):
@@ -141,9 +154,11 @@ def main(argv=None):
           f"{os.getloadavg()[0]:.1f}")
     print("steps/s: network-training-steps per second, all workers (old as the book ran it: "
           "plain workers | old and new in workers with the malloc settings); limit: per core, "
-          "from the bmm rate measured in the workers; 'of limit': new per worker / limit")
+          "from the faster matmul rate measured in the workers (torch.bmm | np.matmul); "
+          "'of limit': new per worker / limit")
     print(f"{'arch':8s} {'hidden':>6s} {'old plain':>9s} {'old':>9s} {'new':>9s} "
-          f"{'vs plain':>7s} {'vs old':>7s} {'bmm GF/s':>8s} {'limit/core':>9s} {'of limit':>7s}")
+          f"{'vs plain':>7s} {'vs old':>7s} {'bmm GF/s':>8s} {'np GF/s':>8s} {'limit/core':>9s} "
+          f"{'of limit':>7s}")
     ctx = get_context("spawn")
     with ProcessPoolExecutor(a.workers, mp_context=ctx) as plain:
         list(plain.map(warm_up, range(a.workers)))  # started before the settings below

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from . import bptt, models, streams
@@ -124,7 +125,8 @@ def train_shard(cfg: ShardConfig, state: TrainState | None = None,
     dev = resolve_device(device)
     if dev.type == "cpu":
         torch.set_num_threads(1)  # same numbers whatever executor runs the shard
-    with flushing_subnormals(dev):
+    # numpy's BLAS (lib.bptt's matmuls on the CPU) on one thread too
+    with flushing_subnormals(dev), threadpool_limits(1, user_api="blas"):
         run = _Run(cfg, state or initial_state(cfg), dev)
         bar = tqdm(range(run.step, cfg.n_steps), disable=not progress, leave=False,
                    desc=f"{cfg.task} {cfg.arch}-{cfg.activation} x{len(cfg.nets)}")
