@@ -100,11 +100,16 @@ class Search:
 
     @staticmethod
     def of(key: str, spec, params, x_star, visited, config: fp.FixedPointConfig, init=None):
-        """A :func:`lib.fixed_points.find_fixed_points` search, with a cost estimate for the
-        order of :func:`fill`: starts x state size squared x (1 + Adam budget / 1000)."""
+        """A :func:`lib.fixed_points.find_fixed_points` search, with its :func:`cost`."""
         n, b = (init.shape[:2] if init is not None else (visited.shape[0], config.n_init))
-        cost = n * b * visited.shape[-1] ** 2 * (1 + config.adam_iters / 1000)
-        return Search(key, spec, params, x_star, visited, config, init, cost=float(cost))
+        return Search(key, spec, params, x_star, visited, config, init,
+                      cost=cost(n * b, visited.shape[-1], config))
+
+
+def cost(starts: int, state: int, config: fp.FixedPointConfig) -> float:
+    """Relative cost of a search, for the order of :func:`fill`: starts x state size squared
+    x (1 + Adam budget / 1000)."""
+    return float(starts * state ** 2 * (1 + config.adam_iters / 1000))
 
 
 def fill(searches: Sequence[Search], executor="inprocess", workers: int | None = None,

@@ -124,8 +124,11 @@ def reference_config(config: FixedPointConfig = FixedPointConfig()) -> FixedPoin
                    neighbour_steps=steps)
 
 
+NOISES = (0.25, 0.5, 1.0, 2.0)  # start noise scales of the exhaustive reference
+
+
 def exhaustive(F, visited, config: FixedPointConfig = FixedPointConfig(), inputs=None,
-               noises=(0.25, 0.5, 1.0, 2.0)) -> FixedPoints:
+               noises=NOISES) -> FixedPoints:
     """Reference search: the union of :func:`reference_config` searches from the visited
     states at several noise scales and from the box around the visited states (widened by a
     quarter of its size on every side), each with its midpoint rounds.
@@ -156,7 +159,10 @@ def reference_search(spec: models.CellSpec, params: dict, visited, config: Fixed
     key = "ref-" + fp_cache.search_key(spec, params, vis.numpy(), reference_config(config),
                                        inputs=x, sources=("fp_recall.py",))
     run = partial(exhaustive, CellMap(spec, params), vis, config, inputs=x)
-    return fp_cache.Search(key, run_fn=run, cost=float(vis.shape[0] * vis.shape[-1] ** 2))
+    searches = len(NOISES) + 1  # exhaustive's searches: one per noise scale, one in the box
+    cost = searches * fp_cache.cost(vis.shape[0] * reference_config(config).n_init,
+                                    vis.shape[-1], reference_config(config))
+    return fp_cache.Search(key, run_fn=run, cost=cost)
 
 
 def reference_searches(nets, x_star, visited_of, config: FixedPointConfig,

@@ -128,3 +128,16 @@ def test_a_chapter_fills_the_recall_references_with_its_own_searches(cache_dir, 
     monkeypatch.setattr(fp_cache, "fill", lambda *a, **k: ran.append(fill(*a, **k)))
     table = fp_recall.population_recall(pop.included(), x, visited_of, config)
     assert ran == [0] and len(table) == 2
+
+
+def test_a_reference_search_is_costed_as_the_searches_it_runs():
+    """``fill`` hands out the costliest searches first, so the exhaustive reference (five
+    searches of 4x the starts and 5x the Adam budget) must not be costed as a trifle: its
+    cost is those five searches' on the same scale as the search it checks."""
+    spec, params, _, _ = fp_recall.known_network(8, 1, seed=0)
+    vis = torch.randn(1, 64, 8, generator=torch.Generator().manual_seed(0))
+    own = fp_cache.Search.of("own", spec, params, np.zeros(1), vis, CFG)
+    ref = fp_recall.reference_search(spec, params, vis, CFG, np.zeros(1))
+    big = fp_recall.reference_config(CFG)
+    assert own.cost == fp_cache.cost(CFG.n_init, 8, CFG)
+    assert ref.cost == 5 * fp_cache.cost(big.n_init, 8, big) > own.cost
