@@ -8,6 +8,7 @@
  * Built with -ffp-contract=off and without -ffast-math: every operation is IEEE-rounded as
  * written, so the numbers do not depend on the vector width the compiler picks.
  */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -144,4 +145,80 @@ void gru_reset_bwd(I N, I B, I H, CVIEW(r), CVIEW(hp), CVIEW(drh), VIEW(dr), VIE
              dR[j] = s * (1.0f - s) * pp[j] * gg[j];
              uH[j] += gg[j] * s;
          })
+}
+
+/* ---- loss and optimiser of a shard (one network per n) ---------------------------------- */
+
+/* Masked mean squared error and its output gradient, per network n: tot = sum of the mask,
+ * loss[n] = sum ((out - y) mask)^2 / tot, dy = (out - y) mask * (2 act[n] / tot). Operands
+ * [N, T, B, O], each a pointer and its strides over N, T and B (O contiguous). The sums run in
+ * double, in a fixed order. */
+void loss_grad(I N, I T, I B, I O, const float *restrict out, I on, I ot, I ob,
+               const float *restrict y, I yn, I yt, I yb, const float *restrict mask, I mn,
+               I mt, I mb, const float *restrict act, float *restrict dy, I dn, I dt, I db,
+               float *restrict loss) {
+    for (I n = 0; n < N; n++) {
+        double tot = 0.0, sq = 0.0;
+        for (I t = 0; t < T; t++)
+            for (I b = 0; b < B; b++)
+                for (I o = 0; o < O; o++) tot += mask[n * mn + t * mt + b * mb + o];
+        float k = (float)(2.0 * act[n] / tot);
+        for (I t = 0; t < T; t++)
+            for (I b = 0; b < B; b++) {
+                const float *pp = out + n * on + t * ot + b * ob, *yy = y + n * yn + t * yt + b * yb;
+                const float *mm = mask + n * mn + t * mt + b * mb;
+                float *dd = dy + n * dn + t * dt + b * db;
+                for (I o = 0; o < O; o++) {
+                    float e = (pp[o] - yy[o]) * mm[o];
+                    sq += (double)e * (double)e;
+                    dd[o] = e * k;
+                }
+            }
+        loss[n] = (float)(sq / tot);
+    }
+}
+
+/* Before an Adam step, per network n of g, A [N, K, C] (contiguous): g += l2[n] A on every row
+ * but bias_row (the L2 term's gradient; l2[n] = 2 x strength, 0 for a frozen network); then
+ * finite[n] = 0 if an entry of g is not finite (it is set to 0), and sumsq[n] += the sum of the
+ * squares of g (in double, in a fixed order; sumsq accumulates over several matrices). */
+void l2_sumsq(I N, I K, I C, I bias_row, const float *restrict A, float *restrict g,
+              const float *restrict l2, double *restrict sumsq, int8_t *restrict finite) {
+    for (I n = 0; n < N; n++) {
+        double s = 0.0;
+        int ok = 1;
+        for (I r = 0; r < K; r++) {
+            const float *aa = A + (n * K + r) * C;
+            float *gg = g + (n * K + r) * C;
+            float c = r == bias_row ? 0.0f : l2[n];
+            for (I j = 0; j < C; j++) {
+                float x = gg[j] + c * aa[j];
+                if (!(x - x == 0.0f)) { ok = 0; x = 0.0f; }  /* NaN or infinite */
+                gg[j] = x;
+                s += (double)x * (double)x;
+            }
+        }
+        sumsq[n] += s;
+        if (!ok) finite[n] = 0;
+    }
+}
+
+/* Adam, per network n of A, g, m, v [N, L] (contiguous): g *= scale[n]; m = keep1[n] m + a1 g;
+ * v = keep2[n] v + a2 g^2; A -= step[n] m / (sqrt(v / c2) + eps) (a1 = 1 - beta1, a2 = 1 - beta2,
+ * c2 the second moment's bias correction). A frozen network has scale 0, keep 1 and step 0. */
+void adam_step(I N, I L, float *restrict A, float *restrict g, float *restrict m,
+               float *restrict v, const float *restrict scale, const float *restrict keep1,
+               const float *restrict keep2, const float *restrict step, float a1, float a2,
+               float c2, float eps) {
+    for (I n = 0; n < N; n++) {
+        float sc = scale[n], k1 = keep1[n], k2 = keep2[n], st = step[n];
+        float *aa = A + n * L, *gg = g + n * L, *mm = m + n * L, *vv = v + n * L;
+        for (I j = 0; j < L; j++) {
+            float x = gg[j] * sc;
+            gg[j] = x;
+            mm[j] = mm[j] * k1 + a1 * x;
+            vv[j] = vv[j] * k2 + a2 * (x * x);
+            aa[j] -= (mm[j] / (sqrtf(vv[j] / c2) + eps)) * st;
+        }
+    }
 }

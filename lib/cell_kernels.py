@@ -17,6 +17,7 @@ import ctypes
 import functools
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import native
@@ -116,3 +117,76 @@ def gru_reset(r, hp, rh, bind: bool = False):
 def gru_reset_bwd(r, hp, drh, dr, uh, bind: bool = False):
     """Backward of rh = r hp: dr before the sigmoid; uh += drh r."""
     return _call("gru_reset_bwd", r.shape[2], r, hp, drh, dr, uh, bind=bind)
+
+
+# ---- loss and optimiser of a shard ----------------------------------------------------------
+
+_I, _P, _F = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float
+
+
+@functools.cache
+def _typed(name: str, *argtypes):
+    fn = getattr(_lib(), name)
+    fn.argtypes, fn.restype = list(argtypes), None
+    return fn
+
+
+def _view4(t: torch.Tensor) -> tuple:
+    """(pointer, strides over N, T, B) of an [N, T, B, O] float32 view, O contiguous."""
+    if t.dim() != 4 or t.dtype != torch.float32 or (t.shape[3] > 1 and t.stride(3) != 1):
+        raise ValueError(f"a loss operand must be a float32 [N, T, B, O] view with a contiguous "
+                         f"last axis, got {tuple(t.shape)} strides {t.stride()} {t.dtype}")
+    return (t.data_ptr(), *t.stride()[:3])
+
+
+def loss_grad(out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, act: np.ndarray,
+              dy: torch.Tensor) -> np.ndarray:
+    """Masked MSE per network [N] of out against y, and dy = 2 act (out - y) mask / sum(mask)
+    written into ``dy``. out, y, mask, dy: [N, T, B, O]; act: [N] float32 (0: frozen)."""
+    shape = tuple(out.shape)
+    if any(tuple(t.shape) != shape for t in (y, mask, dy)) or act.shape != shape[:1]:
+        raise ValueError(f"loss_grad: shapes {[tuple(t.shape) for t in (out, y, mask, dy)]}, "
+                         f"act {act.shape}")
+    act = np.ascontiguousarray(act, np.float32)
+    loss = np.empty(shape[0], np.float32)
+    fn = _typed("loss_grad", *[_I] * 4, *[_P, _I, _I, _I] * 3, _P, _P, _I, _I, _I, _P)
+    fn(*shape, *_view4(out), *_view4(y), *_view4(mask), act.ctypes.data, *_view4(dy),
+       loss.ctypes.data)
+    return loss
+
+
+def _matrices(*ts: torch.Tensor) -> None:
+    for t in ts:
+        if t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous() \
+                or t.shape != ts[0].shape:
+            raise ValueError("optimiser operands must be contiguous float32 CPU tensors of one "
+                             f"shape, got {[(tuple(u.shape), u.dtype) for u in ts]}")
+
+
+def l2_sumsq(A: torch.Tensor, g: torch.Tensor, l2: np.ndarray, bias_row: int,
+             sumsq: np.ndarray, finite: np.ndarray) -> None:
+    """g += l2[n] A off row ``bias_row``; non-finite entries of g -> 0 and finite[n] = 0; sumsq[n]
+    += sum of g^2. A, g [N, K, C]; l2 [N] float32; sumsq [N] float64; finite [N] int8."""
+    _matrices(A, g)
+    N, K, C = A.shape
+    l2 = np.ascontiguousarray(l2, np.float32)
+    if sumsq.dtype != np.float64 or finite.dtype != np.int8 or sumsq.shape != (N,) \
+            or finite.shape != (N,):
+        raise ValueError("l2_sumsq: sumsq must be float64 [N] and finite int8 [N]")
+    _typed("l2_sumsq", _I, _I, _I, _I, _P, _P, _P, _P, _P)(
+        N, K, C, bias_row, A.data_ptr(), g.data_ptr(), l2.ctypes.data, sumsq.ctypes.data,
+        finite.ctypes.data)
+
+
+def adam_step(A, g, m, v, scale, keep1, keep2, step, a1: float, a2: float, c2: float,
+              eps: float) -> None:
+    """Adam per network, in place: A, g, m, v [N, ...]; scale, keep1, keep2, step [N]
+    (see ``adam_step`` in cell_kernels.c)."""
+    _matrices(A, g, m, v)
+    N = A.shape[0]
+    per = [np.ascontiguousarray(a, np.float32) for a in (scale, keep1, keep2, step)]
+    if any(a.shape != (N,) for a in per):
+        raise ValueError(f"adam_step: per-network arrays must be [{N}]")
+    _typed("adam_step", _I, _I, *[_P] * 8, _F, _F, _F, _F)(
+        N, A[0].numel() if N else 0, A.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(),
+        *(a.ctypes.data for a in per), a1, a2, c2, eps)

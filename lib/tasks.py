@@ -10,6 +10,7 @@ One time step is one RNN update: the input at step t can affect the output at st
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -144,13 +145,17 @@ class SineWave:
         """[n_freqs] static input value that commands each frequency."""
         return np.arange(1, self.n_freqs + 1) / self.n_freqs + 0.25
 
+    @cached_property
+    def waves(self) -> np.ndarray:
+        """[n_freqs, n_time] sin(omega_j t): the target of every command, computed once (the
+        trainer draws a batch of trials at every step)."""
+        return np.sin(self.omegas[:, None] * np.arange(self.n_time)[None, :])
+
     def trials_for(self, freq_index: np.ndarray) -> Trials:
         """Trials for the given frequency indices (0-based), one trial each."""
         j = np.asarray(freq_index)
-        t = np.arange(self.n_time)
         inputs = np.broadcast_to(self.levels[j][:, None, None], (len(j), self.n_time, 1))
-        targets = np.sin(self.omegas[j][:, None] * t[None, :])[..., None]
-        return _trials(inputs, targets, freq_index=j, omega=self.omegas[j])
+        return _trials(inputs, self.waves[j][..., None], freq_index=j, omega=self.omegas[j])
 
     def sample(self, batch: int, seed=0) -> Trials:
         """Draw ``batch`` trials with uniformly random command frequencies."""

@@ -17,7 +17,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from . import bptt, models, streams
+from . import bptt, cell_kernels, models, streams
 from .config import ShardConfig
 
 EXPLODE_FACTOR = 100.0  # a loss this many times its first value counts as diverged
@@ -171,6 +171,7 @@ class _Run:
         self.step, self.losses = state.step, state.losses.copy()
         self.diverged_at = state.diverged_at.copy()
         self.hyper = {k: v.view(-1, 1, 1) for k, v in hyperparameters(cfg, dev).items()}
+        self.hyper_np = {k: v.cpu().numpy().ravel() for k, v in self.hyper.items()}
         self.decay = bptt.decay_mask(self.spec, self.mats)
         self.ws = bptt.Workspace(self.spec, self.mats, cfg.batch_size, self.task.n_time)
         self.tmp = [torch.empty_like(A) for A in self.mats]
@@ -187,17 +188,50 @@ class _Run:
                       streams.shard_batch(self.task, self.seeds, t, self.cfg.batch_size))
         self.ws.set_inputs(x)
         active_np = self.diverged_at < 0
-        active = torch.from_numpy(active_np).to(dev, torch.float32).view(-1, 1, 1)
         out = bptt.forward(self.ws, self.mats).transpose(0, 1)  # [N, T, B, O]
+        if self.ws.fused:
+            self._update_fused(out, y, mask, active_np, t)
+        else:
+            self._update(out, y, mask, active_np, t)
+        self.step = t + 1
+
+    def _update(self, out, y, mask, active_np, t: int) -> None:
+        """The rest of a step as torch ops: loss, backward pass, L2, divergence, Adam."""
+        active = torch.from_numpy(active_np).to(out.device, torch.float32).view(-1, 1, 1)
         loss = self._loss_and_output_grad(out, y, mask, active)
         grads = bptt.backward(self.ws, self.mats)
         for g, A, d in zip(grads, self.mats, self.decay):  # + d/dA of l2 |A|^2 off the biases
             g.addcmul_(A, d * (2 * self.hyper["l2"] * active))
         loss_np = loss.cpu().numpy()
         self.losses[t] = np.where(active_np, loss_np, np.nan)
-        self._flag_divergence(loss_np, grads, t)
+        finite = np.ones(len(loss_np), bool)
+        for g in grads:
+            finite &= torch.isfinite(g.flatten(1)).all(1).cpu().numpy()
+        self._flag_divergence(loss_np, finite, t)
         self._adam(grads, t)
-        self.step = t + 1
+
+    def _update_fused(self, out, y, mask, active_np, t: int) -> None:
+        """:meth:`_update` through the C kernels of :mod:`lib.cell_kernels` (float32 on the
+        CPU): the loss and its output gradient in one pass, then per weight matrix one pass
+        for L2, the finiteness check and the squared norm, and one for Adam."""
+        act = active_np.astype(np.float32)
+        loss_np = cell_kernels.loss_grad(out, y, mask, act, self.ws.dY)
+        grads = bptt.backward(self.ws, self.mats)
+        sumsq, finite = np.zeros(len(act)), np.ones(len(act), np.int8)
+        for g, A in zip(grads, self.mats):
+            cell_kernels.l2_sumsq(A, g, 2 * self.hyper_np["l2"] * act, self.spec.n_in, sumsq,
+                                  finite)
+        self.losses[t] = np.where(active_np, loss_np, np.nan)
+        self._flag_divergence(loss_np, finite.astype(bool), t)
+        b1, b2, eps = ADAM
+        act = (self.diverged_at < 0).astype(np.float32)
+        h = self.hyper_np
+        scale = np.minimum(h["clip"] / (np.sqrt(sumsq) + 1e-12), 1.0) * act
+        step = h["lr"] * self.cfg.lr_decay ** (t / self.cfg.n_steps) * act / (1 - b1 ** (t + 1))
+        keep1, keep2 = 1 + (b1 - 1) * act, 1 + (b2 - 1) * act
+        for A, g, m, v in zip(self.mats, grads, self.m, self.v):
+            cell_kernels.adam_step(A, g, m, v, scale, keep1, keep2, step, 1 - b1, 1 - b2,
+                                   1 - b2 ** (t + 1), eps)
 
     def _loss_and_output_grad(self, out, y, mask, active) -> torch.Tensor:
         """Masked MSE per network [N]; writes dL/dy (zero for inactive networks) into ws.dY.
@@ -212,10 +246,10 @@ class _Run:
         self.ws.dY.copy_(err.mul_((2 * active.view(-1, 1, 1, 1)) / total.view(-1, 1, 1, 1)))
         return loss
 
-    def _flag_divergence(self, loss: np.ndarray, grads, t: int) -> None:
-        finite = np.isfinite(loss)
-        for g in grads:
-            finite &= torch.isfinite(g.flatten(1)).all(1).cpu().numpy()
+    def _flag_divergence(self, loss: np.ndarray, finite_grads: np.ndarray, t: int) -> None:
+        """Flag the networks whose loss or gradient (finite_grads [N] bool) is not finite, or
+        whose loss exploded, as diverged at step t."""
+        finite = np.isfinite(loss) & finite_grads
         exploding = loss > EXPLODE_FACTOR * np.maximum(self.losses[0], 1e-3)
         self.diverged_at[(self.diverged_at < 0) & (~finite | exploding)] = t
 

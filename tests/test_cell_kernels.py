@@ -7,8 +7,10 @@ gradients up to float32 rounding; the gradients of both against autograd are in 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
@@ -93,3 +95,47 @@ def test_the_numbers_do_not_depend_on_the_vector_width(tmp_path, monkeypatch):
         cell_kernels._function.cache_clear()
     assert torch.equal(vector[0], scalar[0])
     assert all(torch.equal(a, b) for a, b in zip(vector[1], scalar[1]))
+
+
+@pytest.mark.parametrize("arch", ["vanilla", "gru"])  # gru: two weight matrices, one norm
+def test_the_fused_loss_and_adam_equal_the_torch_ops(arch):
+    """Training steps whose loss, L2, divergence check, clipping and Adam run through the C
+    kernels equal the same steps as torch ops, to float32 rounding: a network clipped hard
+    (clip 1e-3), one with no L2, and one whose NaN weight makes it diverge at the first step."""
+    from lib import train
+    from lib.config import NetSettings
+    cfg = population_config("smoke", "cdi", archs=(arch,), activations=("tanh",)).shards()[0]
+    cfg = dataclasses.replace(cfg, nets=(NetSettings(1e-2, 1e-3, 1e-3, 1),
+                                         NetSettings(1e-2, 0.0, 1.0, 2),
+                                         NetSettings(1e-2, 1e-3, 1.0, 3)))
+    runs = []
+    for fused in (True, False):
+        state = train.initial_state(cfg)
+        state.params["W"][2, 0, 0] = float("nan")
+        run = train._Run(cfg, state, torch.device("cpu"))
+        run.ws.fused = fused
+        for t in range(5):
+            run.train_step(t)
+        runs.append(run)
+    k, t = runs
+    assert list(k.diverged_at) == list(t.diverged_at) == [-1, -1, 0]
+    np.testing.assert_allclose(k.losses[:, :2], t.losses[:, :2], rtol=1e-5)
+    assert np.isnan(k.losses[:, 2]).all() and np.isnan(t.losses[:, 2]).all()
+    for a, b in zip(k.mats + k.m + k.v, t.mats + t.m + t.v):
+        torch.testing.assert_close(a[:2], b[:2], rtol=1e-4, atol=1e-6)
+        assert torch.equal(a[2].isnan(), b[2].isnan())
+
+
+def test_the_loss_kernel_is_the_masked_mse():
+    g = torch.Generator().manual_seed(0)
+    out, y = torch.randn(3, 4, 5, 2, generator=g), torch.randn(3, 4, 5, 2, generator=g)
+    mask = (torch.rand(3, 4, 5, 2, generator=g) > 0.3).float()
+    dy = torch.zeros_like(out)
+    loss = cell_kernels.loss_grad(out, y, mask, np.array([1, 0, 1], np.float32), dy)
+    err = (out - y) * mask
+    total = mask.sum((1, 2, 3))
+    np.testing.assert_allclose(loss, ((err ** 2).sum((1, 2, 3)) / total).numpy(), rtol=1e-6)
+    want = err * (2 * torch.tensor([1.0, 0, 1]) / total).view(-1, 1, 1, 1)
+    torch.testing.assert_close(dy, want)
+    with pytest.raises(ValueError, match="shapes"):
+        cell_kernels.loss_grad(out, y[:2], mask, np.ones(3, np.float32), dy)
