@@ -4,7 +4,11 @@ Between its small matmuls a training step of :mod:`lib.bptt` is a chain of eleme
 a dozen torch calls per step, each a pass over [N, B, H] strided views. Here each chain is one
 C loop, compiled once per machine by :mod:`lib.native` and reused by every process.
 
-Every function takes [N, B, H]-shaped float32 CPU views whose last axis is contiguous (views of
+The loss with its output gradient, and the L2 term, the finiteness check, the norm and the
+Adam update of each weight matrix, are kernels too (:func:`loss_grad`, :func:`l2_sumsq`,
+:func:`adam_step`): each a dozen small torch ops over a shard's weights before.
+
+Every cell function takes [N, B, H]-shaped float32 CPU views whose last axis is contiguous (views of
 the trainer's buffers) and writes in place; with ``bind=True`` it returns ``(function,
 arguments)`` instead, checked once, for a caller to run again and again on the same buffers.
 :func:`available` says whether the library could be built; without a C compiler the trainer
