@@ -176,10 +176,13 @@ def autograd_reference(spec, params, x, y):
     return out.detach(), dict(zip(p, torch.autograd.grad(loss, list(p.values()))))
 
 
-def hand_written(spec, params, x, y):
-    """The same through lib.bptt: outputs [N, B, T, O] and gradients as a parameter dict."""
+def hand_written(spec, params, x, y, blas=True):
+    """The same through lib.bptt: outputs [N, B, T, O] and gradients as a parameter dict.
+    ``blas=False``: the matmuls through ``torch.bmm``, as on a GPU, instead of numpy's BLAS."""
     mats = bptt.pack(spec, params)
     ws = bptt.Workspace(spec, mats, x.shape[1], x.shape[2])
+    if not blas:
+        ws.blas = None
     ws.set_inputs(x.transpose(1, 2))
     out = bptt.forward(ws, mats).permute(1, 2, 0, 3)  # [T, N, B, O] -> [N, B, T, O]
     ws.dY.copy_(2 * (out - y).transpose(1, 2))
@@ -188,7 +191,8 @@ def hand_written(spec, params, x, y):
 
 @pytest.mark.parametrize("arch, act", list(itertools.product(models.ARCHS, models.ACTIVATIONS)))
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
-def test_hand_written_gradient_equals_autograd(arch, act, dtype, tol):
+@pytest.mark.parametrize("blas", [True, False])
+def test_hand_written_gradient_equals_autograd(arch, act, dtype, tol, blas):
     spec = models.CellSpec(arch, act, n_in=3, n_hidden=5, n_out=2)
     gen = torch.Generator().manual_seed(0)
     params = {k: v.to(dtype) for k, v in models.init_params(spec, [1, 2, 3]).items()}
@@ -197,7 +201,7 @@ def test_hand_written_gradient_equals_autograd(arch, act, dtype, tol):
     x = torch.randn(3, 4, 7, 3, generator=gen).to(dtype)
     y = torch.randn(3, 4, 7, 2, generator=gen).to(dtype)
     want_out, want = autograd_reference(spec, params, x, y)
-    got_out, got = hand_written(spec, params, x, y)
+    got_out, got = hand_written(spec, params, x, y, blas)
     torch.testing.assert_close(got_out, want_out, rtol=tol, atol=tol)
     assert got.keys() == want.keys()
     for k in want:
