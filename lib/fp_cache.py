@@ -51,20 +51,40 @@ def search_key(spec, params: dict, probe_inputs, config, inputs=None, sources=()
     return h.hexdigest()[:24]
 
 
+DERIVED = ("left",)  # not stored: the inverse of the stored right eigenvectors, on loading
+
+
 def cached(key: str, search, root=None) -> FixedPoints:
-    """The stored result of ``key`` if intact, else ``search()`` stored under it."""
+    """The stored result of ``key`` if intact, else ``search()`` stored under it.
+
+    The left eigenvectors (:data:`DERIVED`; complex, two fifths of a large entry's bytes) are
+    not stored but inverted again from the stored right ones on loading, as the search's own
+    decomposition computes them (one matrix at a time, so the same numbers).
+    """
     root = (store.default_root() if root is None else root) / "fixed_points"
     path = root / f"{key}.npz"
     try:
         arrays, _ = store.load_arrays(path, key)
-        return FixedPoints(**{f.name: arrays[f.name] for f in fields(FixedPoints)})
+        return FixedPoints(**{f.name: arrays[f.name] for f in fields(FixedPoints)
+                              if f.name not in DERIVED}, left=_left(arrays))
     except (store.CacheError, KeyError) as err:
         if path.exists():
             warnings.warn(f"searching again: {err}", stacklevel=2)
     res = search()
-    store.save_arrays(path, {f.name: getattr(res, f.name) for f in fields(FixedPoints)},
-                      {"key": key})
+    store.save_arrays(path, {f.name: getattr(res, f.name) for f in fields(FixedPoints)
+                             if f.name not in DERIVED}, {"key": key})
     return res
+
+
+def _left(arrays: dict) -> np.ndarray:
+    """Left eigenvectors [M, S, S]: ``inv(right)`` where the stored eigenvalues are finite,
+    NaN elsewhere (as :func:`lib.fp_result.classify` leaves them)."""
+    R = arrays["right"]
+    L = np.full(R.shape, complex("nan"), np.complex128)
+    todo = np.isfinite(arrays["eigvals"]).all(-1)
+    if todo.any():
+        L[todo] = torch.linalg.inv(torch.as_tensor(R[todo])).numpy()
+    return L
 
 
 @dataclass(frozen=True, eq=False)

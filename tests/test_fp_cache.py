@@ -106,7 +106,7 @@ def test_fill_runs_each_missing_search_once_in_worker_processes(tmp_path):
     for job in jobs[:2]:
         here, stored = job.run(), job.result(tmp_path)
         assert len(stored) == 3
-        for name in ("points", "q", "eigvals", "start_point", "start_q"):
+        for name in ("points", "q", "eigvals", "right", "left", "start_point", "start_q"):
             assert np.array_equal(getattr(here, name), getattr(stored, name)), name
     assert fp_cache.fill(jobs, "processes", workers=2, root=tmp_path) == 0
 
@@ -141,3 +141,18 @@ def test_a_reference_search_is_costed_as_the_searches_it_runs():
     big = fp_recall.reference_config(CFG)
     assert own.cost == fp_cache.cost(CFG.n_init, 8, CFG)
     assert ref.cost == 5 * fp_cache.cost(big.n_init, 8, big) > own.cost
+
+
+def test_an_entry_stores_no_left_eigenvectors_and_loads_them_as_searched(tmp_path):
+    """The left eigenvectors (the inverse of the right ones) are not stored; loading inverts
+    the stored right ones again and gets the search's own numbers, bit for bit, with NaN where
+    a point was not decomposed."""
+    spec, params, _, _ = fp_recall.known_network(8, 1, seed=0)
+    key = fp_cache.search_key(spec, params, np.zeros((2, 5, 1)), CFG)
+    searched = fp_cache.cached(key, _search(spec, params, []), root=tmp_path)
+    with np.load(tmp_path / "fixed_points" / f"{key}.npz") as z:
+        assert "right" in z.files and "left" not in z.files
+    loaded = fp_cache.cached(key, _search(spec, params, []), root=tmp_path)
+    assert np.array_equal(loaded.left, searched.left) and np.isfinite(loaded.left).all()
+    undecomposed = dict(right=np.full((2, 3, 3), np.nan + 0j), eigvals=np.full((2, 3), np.nan + 0j))
+    assert np.isnan(fp_cache._left(undecomposed)).all()
