@@ -11,10 +11,13 @@
   the top-m modes (by |lambda|) as a fraction of the full response, averaged over all slow points
   of the line (as in the paper). A sustained input, unlike a pulse read at lag T, does not
   discount modes with |lambda| ~ 0.9 by lambda^T.
+* :func:`random_alignment`: the |cos| a direction drawn at random would have with a given one,
+  the baseline for the alignment of an input drive with the integrating mode.
 """
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import gammaln
 
 from .checks import check_positive, check_range
 
@@ -55,6 +58,16 @@ def time_constant(eigvals) -> np.ndarray:
     r = np.abs(np.asarray(eigvals))
     with np.errstate(divide="ignore"):
         return 1.0 / np.abs(1.0 - r)
+
+
+def random_alignment(dim) -> np.ndarray:
+    """Expected |cos| between a fixed vector and a uniformly random direction in ``dim``
+    dimensions [same shape as dim]: ``Gamma(d/2) / (sqrt(pi) Gamma((d+1)/2))`` (2/pi for d = 2,
+    1/2 for d = 3, about ``sqrt(2 / (pi d))`` for large d)."""
+    d = np.asarray(dim, dtype=float)
+    if np.any(d < 1) or np.any(d != np.round(d)):
+        raise ValueError(f"dim must hold positive integers, got {dim!r}")
+    return np.exp(gammaln(d / 2) - gammaln((d + 1) / 2)) / np.sqrt(np.pi)
 
 
 def eigen_decomposition(J) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -68,3 +68,15 @@ def test_modes_to_reach_counts_the_first_mode_at_the_level_and_leaves_out_missin
                          [np.nan] * 3,           # no line of slow points: not 1 mode
                          [0.2, 0.4, 0.6]])       # never within three modes: not 1 mode
     np.testing.assert_array_equal(ig.modes_to_reach(ablation, 0.9), [1.0, 3.0, np.nan, np.nan])
+
+
+def test_random_alignment_closed_forms_and_a_simulation():
+    np.testing.assert_allclose(ig.random_alignment([1, 2, 3]), [1.0, 2 / np.pi, 0.5], rtol=1e-12)
+    rng = np.random.default_rng(0)
+    for d in (32, 64):
+        v = rng.standard_normal((200_000, d))
+        mc = np.abs(v[:, 0]) / np.linalg.norm(v, axis=1)  # a fixed axis against random directions
+        np.testing.assert_allclose(ig.random_alignment(d), mc.mean(), rtol=5e-3)
+        np.testing.assert_allclose(ig.random_alignment(d), np.sqrt(2 / (np.pi * d)), rtol=2e-2)
+    with pytest.raises(ValueError, match="dim"):
+        ig.random_alignment(2.5)
