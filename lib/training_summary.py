@@ -100,8 +100,8 @@ def steps_to_reach(curves: dict[tuple, pd.DataFrame], level: float) -> pd.Series
 def describe_reach(reach: pd.Series, n_steps: int, where: str) -> str:
     """A phrase on when the cells of one task reach a level (``reach`` from :func:`steps_to_reach`)."""
     done, never = reach.dropna(), [f"{a}-{f}" for a, f in reach.index[reach.isna()]]
-    text = (f"{where} by step {done.max():.0f} of {n_steps} (slowest: {'-'.join(done.idxmax())})"
-            if len(done) else f"{where} in no cell")
+    text = (f"{where} by step {done.max():.0f} (slowest: {'-'.join(done.idxmax())}; the longest "
+            f"training there runs {n_steps} steps)" if len(done) else f"{where} in no cell")
     return text + (f", never for {', '.join(never)}" if never and len(done) else "")
 
 

@@ -51,7 +51,8 @@ def test_learning_curves_and_the_step_that_reaches_a_level():
                                rtol=1e-6)
     reach = summary.steps_to_reach(curves, 0.5 / var)  # linspace(1, .01, 5)[2] = 0.505 > 0.5
     assert list(reach) == [4.0, 4.0]
-    assert "by step 4 of 5" in summary.describe_reach(reach, 5, "on x")
+    assert "by step 4 (slowest: vanilla-tanh; the longest training there runs 5 steps)" in \
+        summary.describe_reach(reach, 5, "on x")
     assert summary.describe_reach(reach * np.nan, 5, "on x") == "on x in no cell"
 
 
