@@ -402,7 +402,10 @@ def claims_table(stats: pd.DataFrame, ff_table: pd.DataFrame, sine_points: pd.Da
     return pd.DataFrame(rows)
 
 
-def diagnostics(stats: pd.DataFrame, distances=("structure only", "linear only")) -> pd.DataFrame:
+DIAGNOSTICS = ("structure only", "linear only")  # the two terms of an input-dependent topology distance
+
+
+def diagnostics(stats: pd.DataFrame, distances=DIAGNOSTICS) -> pd.DataFrame:
     """Sub-analyses beside the claims, never verdicts: architecture statistics of other distances."""
     keep = [i for i in stats.index if i[1] in distances and i[2] == "arch"]
     cols = ["n", "nn_accuracy", "chance", "p_value", "above_chance", "above_chance_lo",
