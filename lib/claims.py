@@ -248,7 +248,7 @@ def time_constants(cdi_table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -
         med, lo, hi = _bootstrap_median(tau[k].ravel(), np.repeat(k, 2), n_boot, rng)
         rows[arch] = dict(n=len(k), missing=int(np.isnan(lam[k]).sum()), tau=med, tau_lo=lo,
                           tau_hi=hi)
-    return pd.DataFrame(rows).T.rename_axis("arch")
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("arch")
 
 
 def graph_rates(ff_table: pd.DataFrame, n_perm: int = 10000, seed: int = 0):

@@ -85,4 +85,4 @@ def frequency_accuracy(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
         rows[arch] = dict(n=d["net"].nunique(), points=len(d), missing=int(np.isinf(err).sum()),
                           slope=slope, offset=offset, median_rel_error=float(np.median(err)),
                           rel_error_lo=lo, rel_error_hi=hi, corr=corr)
-    return pd.DataFrame(rows).T.rename_axis("arch")
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("arch")

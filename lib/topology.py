@@ -426,6 +426,14 @@ def cdi_distances(lines, part: str = "all") -> np.ndarray:
     return per_context.mean(-1)
 
 
+def mean_spectra(lines) -> np.ndarray:
+    """[N, k] spectrum of each network averaged over its contexts (``lines``: one sequence of
+    :class:`LineAttractor` per network); nan where no context has a slow point."""
+    spec = np.stack([[x.spectrum for x in net] for net in lines])  # [N, C, k]
+    n = np.isfinite(spec).sum(1)
+    return np.where(n > 0, np.nansum(spec, 1) / np.maximum(n, 1), np.nan)
+
+
 # ---------------------------------------------------------------------------------------------
 # Whole populations (fixed points from lib.dynamics, shard by shard)
 

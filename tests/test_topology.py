@@ -180,6 +180,15 @@ def test_line_attractor_summary_and_distance():
     assert topo.cdi_distance([empty], [empty]) == 0.0 and topo.cdi_distance([a], [empty]) > 1
 
 
+def test_mean_spectra_average_the_contexts_that_have_slow_points():
+    lam = lambda v: np.tile(np.asarray(v, complex), (3, 1))  # noqa: E731
+    line = lambda v: topo.line_attractor(np.arange(3.0), lam(v), np.zeros(3, int), k=2)  # noqa: E731
+    empty = topo.line_attractor([], np.zeros((0, 2)), [], k=2)
+    got = topo.mean_spectra([[line([1.0, 0.5]), line([0.8, 0.1])], [empty, line([0.9, 0.3])],
+                             [empty, empty]])
+    assert np.allclose(got[:2], [[0.9, 0.3], [0.9, 0.3]]) and np.all(np.isnan(got[2]))
+
+
 def test_all_pairs_at_once_equal_the_pairwise_definitions():
     """sine_distances and cdi_distances against the per-pair formulas written out here, on
     items with missing points and contexts without slow points."""
