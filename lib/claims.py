@@ -61,8 +61,8 @@ CRITERIA = (
         "variance rules)",
         "supported if under every rule p < {alpha} and the interval's lower end > 0; not "
         "supported if under every rule its upper end < {margin} (no more than negligible "
-        "information); otherwise inconclusive, also when the rules disagree (needs >= {min_n} "
-        "networks)",
+        "information); otherwise inconclusive, also when the rules disagree; no verdict on "
+        "fewer than {min_n} networks",
         "the same margin as for universality, so that both claims are judged on one scale; every "
         "rule must agree because the paper does not say which one it used", margin=0.10),
     Criterion(
@@ -70,8 +70,8 @@ CRITERIA = (
         "tie-aware leave-one-out 1-NN accuracy minus chance: 95% bootstrap interval over networks; "
         "label-permutation p",
         "supported if the interval's upper end < {margin} (equivalence); not supported if "
-        "p < {alpha} and the upper end >= {margin}; otherwise inconclusive (needs >= {min_n} "
-        "networks)",
+        "p < {alpha} and the upper end >= {margin}; otherwise inconclusive; no verdict on "
+        "fewer than {min_n} networks",
         "0.10 above chance means at most one network in ten owes its nearest neighbour to its "
         "architecture: with four architectures (chance about 0.24) the nearest neighbour would "
         "still be of another architecture for about two networks in three", margin=0.10),
@@ -81,8 +81,8 @@ CRITERIA = (
         "activation: 95% Clopper-Pearson interval; "
         "permutation chi-square test of independence of match and cell",
         "supported if every cell's lower end >= {margin}; not supported if some cell's upper end "
-        "< {margin} or independence is rejected (p < {alpha}); otherwise inconclusive (needs >= "
-        "{min_n} networks per cell)",
+        "< {margin} or independence is rejected (p < {alpha}); otherwise inconclusive; no "
+        "verdict on fewer than {min_n} networks per cell",
         "0.8 lets one network in five miss the graph (a failed search, an unusual solution) while "
         "excluding any cell in which the canonical graph is not the typical solution",
         margin=0.8, min_n=5),
@@ -91,8 +91,8 @@ CRITERIA = (
         "median relative error |predicted - commanded| / commanded per architecture (a missing "
         "prediction counts as infinite): 95% bootstrap interval over networks",
         "supported if every architecture's upper end < {margin}; not supported if some "
-        "architecture's lower end > {margin}; otherwise inconclusive (needs >= {min_n} networks "
-        "per architecture)",
+        "architecture's lower end > {margin}; otherwise inconclusive; no verdict on fewer than "
+        "{min_n} networks per architecture",
         "within 10% the linearisation places the oscillation closer to its own command than to "
         "a command a tenth away; a correlation would ignore scale and offset errors",
         margin=0.10, min_n=5),
@@ -102,8 +102,8 @@ CRITERIA = (
         "(networks x contexts; no slow point counts as tau = 0): 95% bootstrap interval over "
         "networks, against the trial length T",
         "supported if every architecture's lower end > {margin:g} T; not supported if some "
-        "architecture's upper end < {margin:g} T; otherwise inconclusive (needs >= {min_n} "
-        "networks per architecture)",
+        "architecture's upper end < {margin:g} T; otherwise inconclusive; no verdict on fewer than "
+        "{min_n} networks per architecture",
         "a leaky integrator with tau = 10 T loses on average 1 - (tau/T)(1 - exp(-T/tau)) = 4.8% "
         "of a trial's input; |lambda - 1| < 0.05 would allow tau = 20 steps, far below T",
         margin=10.0, min_n=5),
@@ -277,7 +277,9 @@ def _row(c: Criterion, task, value, n, decision, measure=None, claim=None):
 
 
 def _interval(s) -> str:
-    return (f"{s.above_chance:+.2f} [{s.above_chance_lo:+.2f}, {s.above_chance_hi:+.2f}], "
+    """Three decimals: an end that rounds to the bound it is judged against (0, the margin)
+    at two would hide which side of it the verdict fell on."""
+    return (f"{s.above_chance:+.3f} [{s.above_chance_lo:+.3f}, {s.above_chance_hi:+.3f}], "
             f"p={s.p_value:.3f}")
 
 
@@ -402,7 +404,7 @@ def claims_table(stats: pd.DataFrame, ff_table: pd.DataFrame, sine_points: pd.Da
     return pd.DataFrame(rows)
 
 
-DIAGNOSTICS = ("structure only", "linear only")  # the two terms of an input-dependent topology distance
+DIAGNOSTICS = ("structure only", "linear only")  # the terms of an input-dependent topology distance
 
 
 def diagnostics(stats: pd.DataFrame, distances=DIAGNOSTICS) -> pd.DataFrame:
