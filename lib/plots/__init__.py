@@ -46,6 +46,17 @@ def stability_legend(target, **kw):
     return target.legend(handles=handles, frameon=False, **{"fontsize": 7, **kw})
 
 
+def network_legend(target, **kw):
+    """Key of the architecture colours and activation markers on an ``Axes`` or a ``Figure``."""
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], ls="", marker="o", color=c, markeredgecolor="k", markeredgewidth=0.3,
+                      label=a) for a, c in ARCH_COLORS.items()]
+    handles += [Line2D([], [], ls="", marker=m, color="0.6", markeredgecolor="k",
+                       markeredgewidth=0.3, label={"relu": "ReLU"}.get(a, a))
+                for a, m in ACT_MARKERS.items()]
+    return target.legend(handles=handles, frameon=False, **{"fontsize": 7, **kw})
+
+
 def code_name(code: int, n_bits: int = 3) -> str:
     """``5`` -> ``"+-+"``: the signs a code's bits hold (bit 1 first)."""
     return "".join("+" if code >> (n_bits - 1 - b) & 1 else "-" for b in range(n_bits))
