@@ -91,6 +91,18 @@ def accuracy_curve(ax, xs, acc, chance, label: str, color=None):
     return ax
 
 
+def frequency_key(fig, omegas):
+    """Horizontal colour bar below the panels for trials coloured by ``colormap("viridis", J)``
+    in order of their evenly spaced commanded frequencies ``omegas`` [J] (rad / step)."""
+    import matplotlib as mpl
+    cmap = mpl.colors.ListedColormap(colormap("viridis", 256))  # the same 5-95 % stretch
+    bar = mpl.cm.ScalarMappable(mpl.colors.Normalize(omegas.min(), omegas.max()), cmap=cmap)
+    cax = fig.add_axes((0.3, 0.0, 0.4, 0.012))
+    fig.colorbar(bar, cax=cax, orientation="horizontal").set_label(
+        "commanded frequency (rad / step)", fontsize=8)
+    cax.tick_params(labelsize=7)
+
+
 def example_grid(fig, task_name: str, trajs: dict, trials, n_lines: int = 16):
     """PCA trajectories of one example network per architecture (rows) x activation (columns).
 
@@ -124,6 +136,8 @@ def example_grid(fig, task_name: str, trajs: dict, trials, n_lines: int = 16):
         ax.set_title(f"{arch} {act}", fontsize=9)
     if task_name == "flipflop":
         code_legend(fig, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=8, fontsize=8)
+    elif task_name == "sine":
+        frequency_key(fig, np.asarray(trials.info["omega"]))
     elif task_name == "cdi":
         from matplotlib.lines import Line2D
         fig.legend(handles=[Line2D([], [], color=c, label=f"context {k + 1}")
