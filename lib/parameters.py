@@ -211,6 +211,7 @@ class Universality(_SVCCA, Chapter):
     cdi_tol_keep: float
     cdi_tol_grid: tuple
     adam_iters: int | None
+    sine_check_per_cell: int
     orbit_steps: int
     orbit_eps: float
     n_perm: int
@@ -222,7 +223,9 @@ class Universality(_SVCCA, Chapter):
                     n_init=Int(1, MAX_N_INIT),
                     sine_freq_stride=Int(1, self.n_freqs, "command frequencies"),
                     cdi_tol_keep=Q_TOL, cdi_tol_grid=ListOf(Q_TOL, max_len=20),
-                    adam_iters=Maybe(Int(1, MAX_ITERS)), orbit_steps=Int(1, MAX_ITERS),
+                    adam_iters=Maybe(Int(1, MAX_ITERS)),
+                    sine_check_per_cell=Int(0, 1000, "(network, command) pairs per cell"),
+                    orbit_steps=Int(1, MAX_ITERS),
                     orbit_eps=Real(0.0, 1.0, low_open=True, why="state units"),
                     n_perm=Int(1, MAX_PERM), seed=SEED, executor=Choice(scale.EXECUTORS))
 

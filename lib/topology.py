@@ -45,9 +45,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import dynamics
+from . import dynamics, fp_cache, fp_recall
 from .checks import Int, Real, check_choice, gather
 from .fixed_points import FixedPointConfig, FixedPoints, cell_map, find_fixed_points, isolated
+from .fixed_points import visited_states as fp_visited
 
 
 @dataclass(frozen=True)
@@ -516,6 +517,49 @@ def sine_population(nets, task, fp_config, freqs=None):
                              freq_corr=r, limit_cycles=float(d.limit_cycle.mean()),
                              unstable_focus=float(np.mean(tops[-1].kind == KINDS.index("unstable focus")))))
     return tops, pd.DataFrame(rows)
+
+
+def sine_missing_check(nets, task, fp_config, tops, freqs, per_cell: int = 2,
+                       executor="inprocess") -> pd.DataFrame:
+    """Would an exhaustive search find a point where the sine search found none?
+
+    For the first ``per_cell`` (network, command) pairs of each architecture x activation
+    whose :class:`SineTopology` (``tops``, from :func:`sine_population` on the same ``nets``
+    and ``freqs``) has no point, runs :func:`lib.fp_recall.exhaustive` (cached; searches of
+    all cells side by side on ``executor``) started from the pair's own probe trajectory
+    under its own command. Returns one row per checked pair: label, net (index within its
+    cell), freq (command index), ``found`` (the exhaustive search returned a point) and
+    ``spiral`` (one with an unstable complex pair, the kind :func:`sine_population` picks).
+    """
+    freqs, jobs, checked, first = np.asarray(freqs), [], [], 0
+    for g in dynamics.groups(nets):
+        kind = np.stack([t.kind for t in tops[first:first + len(g.nets)]])  # [n, J]
+        first += len(g.nets)
+        pairs = np.argwhere(kind == 0)[:per_cell]  # (net, command) rows
+        if len(pairs):
+            jobs.append(_pair_reference(g, task, fp_config, pairs[:, 0], freqs[pairs[:, 1]]))
+            checked.append((g.label, pairs))
+    fp_cache.fill(jobs, executor)
+    rows = []
+    for job, (label, pairs) in zip(jobs, checked):
+        ref = job.result()
+        spiral = ((np.abs(ref.eigvals) > 1) & (np.abs(ref.eigvals.imag) > 1e-6)).any(1)
+        for p, (k, j) in enumerate(pairs):
+            rows.append(dict(label=label, net=int(k), freq=int(freqs[j]),
+                             found=bool((ref.net == p).any()),
+                             spiral=bool(((ref.net == p) & spiral).any())))
+    return pd.DataFrame(rows, columns=["label", "net", "freq", "found", "spiral"])
+
+
+def _pair_reference(g, task, fp_config, nets, freqs) -> fp_cache.Search:
+    """Exhaustive reference search of (network, command) pairs nets [P], freqs [P] of group
+    g: pair p is network nets[p] under command freqs[p], started from its own trajectory."""
+    params = {k: v[torch.as_tensor(nets)] for k, v in g.params.items()}
+    trials = task.trials_for(freqs)
+    T = task.n_time
+    vis = fp_visited(g.spec, params, trials.inputs)  # [P, P*T, S]: every pair on every trial
+    own = torch.stack([vis[p, p * T:(p + 1) * T] for p in range(len(nets))])
+    return fp_recall.reference_search(g.spec, params, own, fp_config, task.levels[freqs, None])
 
 
 def cdi_population(nets, task, fp_config, k: int = 10, n_bins: int = 5):

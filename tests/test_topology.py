@@ -281,3 +281,21 @@ def test_a_continuum_sample_is_not_a_node_nor_a_stable_point(two_bit):
     assert not topo.matches_canonical(topo.flipflop_graphs(spec, p, both)[0], n_bits=2)
     assert topo.matches_canonical(topo.flipflop_graphs(spec, p, both.subset(fp_result.isolated(both)))[0],
                                   n_bits=2)
+
+
+def test_missing_sine_pairs_are_searched_again(monkeypatch, cache_dir):
+    """Pairs marked without a point, the first per_cell of the cell, in (network, command)
+    order; a vanilla tanh network maps the cube [-1, 1]^S into itself, so it has a fixed point
+    under every input (Brouwer) and the exhaustive search must find one."""
+    task = make_task("sine", n_time=20, n_freqs=5)
+    spec = models.CellSpec("vanilla", "tanh", 1, 6, 1)
+    group = Group(spec, models.init_params(spec, [1, 2]), (None, None))
+    monkeypatch.setattr(topo.dynamics, "groups", lambda nets: [group])
+    freqs = np.array([0, 4])
+    none = [topo.sine_topology(task.omegas[freqs], np.full((2, 6), np.nan)) for _ in range(2)]
+    out = topo.sine_missing_check([None, None], task, FixedPointConfig(n_init=16), none, freqs,
+                                  per_cell=3)
+    assert out[["net", "freq"]].values.tolist() == [[0, 0], [0, 4], [1, 0]]
+    assert out.found.all() and (out.label == group.label).all()
+    assert len(topo.sine_missing_check([None, None], task, FixedPointConfig(), none, freqs,
+                                       per_cell=0)) == 0
