@@ -93,8 +93,8 @@ CRITERIA = (
         "supported if every architecture's upper end < {margin}; not supported if some "
         "architecture's lower end > {margin}; otherwise inconclusive; no verdict on fewer than "
         "{min_n} networks per architecture",
-        "within 10% the linearisation places the oscillation closer to its own command than to "
-        "a command a tenth away; a correlation would ignore scale and offset errors",
+        "an error under 10% places the predicted frequency closer to its own command than to "
+        "any command a fifth (20%) away; a correlation would ignore scale and offset errors",
         margin=0.10, min_n=5),
     Criterion(
         "integrates", "2. Every architecture integrates with a slow mode",
@@ -147,14 +147,18 @@ def _needed(c: Criterion, n: int, *candidates) -> int | None:
     return max([c.min_n, *candidates]) if candidates else c.min_n
 
 
-def judge_separation(c: Criterion, n, est, lo, hi, p) -> tuple[str, int | None]:
-    """Claim 1: the label is in the distances (p < alpha, interval above 0)."""
+def judge_separation(c: Criterion, n, est, lo, hi, p, towards: str | None = None
+                     ) -> tuple[str, int | None]:
+    """Claim 1: the label is in the distances (p < alpha, interval above 0). An inconclusive
+    outcome comes with the networks that would decide it (``towards`` SUPPORTED or
+    NOT_SUPPORTED: that way only; None: whichever way comes first)."""
     if n >= c.min_n and p < c.alpha and lo > 0:
         return SUPPORTED, None
     if n >= c.min_n and hi < c.margin:
         return NOT_SUPPORTED, None
     # whichever end would be decided first at the current estimate
-    routes = [networks_needed(n, est, lo, hi, b) for b in (0.0, c.margin) if (b == 0) == (est > 0)
+    bounds = {None: (0.0, c.margin), SUPPORTED: (0.0,), NOT_SUPPORTED: (c.margin,)}[towards]
+    routes = [networks_needed(n, est, lo, hi, b) for b in bounds if (b == 0) == (est > 0)
               or 0 < est < c.margin]
     routes = [r for r in routes if r is not None]
     return INCONCLUSIVE, _needed(c, n, min(routes)) if routes else None
@@ -289,6 +293,20 @@ def svcca_distances(stats: pd.DataFrame, task) -> list[str]:
     return [d for d in names if d == "SVCCA" or d.startswith("SVCCA ")]
 
 
+def judge_every_rule(c: Criterion, rows) -> tuple[str, int | str | None]:
+    """Claim 1 under every SVCCA rule (``rows``: their :func:`lib.embed.cluster_stats`): all
+    must agree. Where the decided rules agree, an undecided rule is costed by the networks that
+    would decide it their way; deciding it the other way would leave the rules disagreeing."""
+    args = [(s.n, s.above_chance, s.above_chance_lo, s.above_chance_hi, s.p_value) for s in rows]
+    decisions = [judge_separation(c, *a) for a in args]
+    decided = {o for o, _ in decisions} - {INCONCLUSIVE}
+    if len(decided) == 1:
+        way = decided.pop()
+        decisions = [judge_separation(c, *a, towards=way) if o == INCONCLUSIVE else (o, k)
+                     for (o, k), a in zip(decisions, args)]
+    return every_rule(decisions)
+
+
 def every_rule(decisions: list[tuple[str, int | None]]) -> tuple[str, int | str | None]:
     """One outcome from the same claim judged under several rules: all must agree."""
     outcomes = [o for o, _ in decisions]
@@ -318,8 +336,7 @@ def clustering_rows(stats: pd.DataFrame) -> list[dict]:
             name = {"arch": "architectures", "activation": "activations"}[lab]
             value = "; ".join((f"{d.removeprefix('SVCCA').strip()}: " if len(rules) > 1 else "")
                               + _interval(s) for d, s in zip(rules, ss))
-            decision = every_rule([judge_separation(ind, s.n, s.above_chance, s.above_chance_lo,
-                                                    s.above_chance_hi, s.p_value) for s in ss])
+            decision = judge_every_rule(ind, ss)
             rows.append(_row(ind, task, value, ss[0].n, decision,
                              measure=f"label: {lab}; " + ind.measure, claim=f"{ind.claim} {name}"))
         t = stats.loc[(task, "topology", "arch")]

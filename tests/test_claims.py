@@ -155,6 +155,22 @@ def test_claim_one_must_hold_under_every_svcca_rule():
     assert all("k = 10:" in v and "99% of variance:" in v for v in rows["value"])
 
 
+def test_an_undecided_rule_is_costed_the_way_the_decided_rules_went():
+    ind = claims.CRITERION["individual"]
+    # 0.03 above chance, interval [-0.10, 0.20], 40 networks: the upper end would reach the
+    # margin first (236), but only the lower end leaving 0 (40 * (0.13 / 0.03)^2) agrees
+    assert claims.judge_separation(ind, 40, 0.03, -0.1, 0.2, 0.3, towards=claims.SUPPORTED) == (
+        "inconclusive", 752)
+    assert claims.judge_separation(ind, 40, 0.03, -0.1, 0.2, 0.3,
+                                   towards=claims.NOT_SUPPORTED) == ("inconclusive", 236)
+    good = pd.Series(dict(n=40, above_chance=0.5, above_chance_lo=0.4, above_chance_hi=0.6,
+                          p_value=0.001))
+    open_ = pd.Series(dict(n=40, above_chance=0.03, above_chance_lo=-0.1, above_chance_hi=0.2,
+                           p_value=0.3))
+    assert claims.judge_every_rule(ind, [good, open_]) == ("inconclusive", 752)
+    assert claims.judge_every_rule(ind, [open_, open_]) == ("inconclusive", 236)
+
+
 def test_every_rule_combines_outcomes():
     S, N, I = claims.SUPPORTED, claims.NOT_SUPPORTED, claims.INCONCLUSIVE
     assert claims.every_rule([(S, None), (S, None)]) == (S, None)
