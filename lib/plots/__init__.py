@@ -16,6 +16,7 @@ import numpy as np
 
 ARCH_COLORS = {"vanilla": "#1f77b4", "ugrnn": "#ff7f0e", "gru": "#2ca02c", "lstm": "#d62728"}
 ACT_MARKERS = {"tanh": "o", "relu": "^"}
+ACT_NAMES = {"tanh": "tanh", "relu": "ReLU"}  # as the prose writes them
 ACT_COLORS = {"tanh": "#6a3d9a", "relu": "#b15928"}
 STABILITY_COLORS = ("#000000", "#e41a1c", "#4daf4a", "#377eb8")  # 0, 1, 2, 3+ unstable modes
 STABILITY_LABELS = ("stable", "1 unstable mode", "2 unstable modes", "3+ unstable modes")
@@ -52,7 +53,7 @@ def network_legend(target, **kw):
     handles = [Line2D([], [], ls="", marker="o", color=c, markeredgecolor="k", markeredgewidth=0.3,
                       label=a) for a, c in ARCH_COLORS.items()]
     handles += [Line2D([], [], ls="", marker=m, color="0.6", markeredgecolor="k",
-                       markeredgewidth=0.3, label={"relu": "ReLU"}.get(a, a))
+                       markeredgewidth=0.3, label=ACT_NAMES[a])
                 for a, m in ACT_MARKERS.items()]
     return target.legend(handles=handles, frameon=False, **{"fontsize": 7, **kw})
 
