@@ -23,25 +23,9 @@ import time
 from dataclasses import replace
 
 from lib.config import population_config
-from lib.models import N_BLOCKS
-from lib.population import TRAINING_WORKER_ENV
+from lib.population import TRAINING_WORKER_ENV, flops_per_network_step, shard_flops
 from lib.tasks import TASKS
 from lib.train import train_shard
-
-
-def flops_per_network_step(arch: str, n_in: int, n_hidden: int, n_out: int, batch: int,
-                           n_time: int) -> float:
-    """Forward + backward matmul FLOPs of one training step of one network."""
-    G = N_BLOCKS[arch] * n_hidden
-    return 3 * 2 * batch * n_time * (n_hidden * G + n_in * G + n_hidden * n_out)
-
-
-def shard_flops(shard) -> float:
-    """Matmul FLOPs of training a whole shard: networks x steps x per network-step."""
-    task = shard.make_task()
-    per = flops_per_network_step(shard.arch, task.n_in, shard.n_hidden, task.n_out,
-                                 shard.batch_size, task.n_time)
-    return per * len(shard.nets) * shard.n_steps
 
 
 def measure(shard, nets: int, steps: int) -> float:

@@ -277,7 +277,13 @@ def _row(c: Criterion, task, value, n, decision, measure=None, claim=None):
     return dict(claim=claim or c.claim, task=task, measure=measure or c.measure, value=value,
                 rule=c.rule_text(), networks=int(n), outcome=outcome,
                 needed="" if outcome != INCONCLUSIVE else needed if isinstance(needed, str) else
-                ("no n decides at this estimate" if needed is None else f"about {needed}"))
+                ("no n decides at this estimate" if needed is None else f"about {_rounded(needed)}"))
+
+
+def _rounded(n: int) -> str:
+    """n to two significant digits, the precision of a 1/sqrt(n) extrapolation: 198221 ->
+    '200,000', 442 -> '440', 37 -> '37'."""
+    return f"{int(float(f'{n:.2g}')):,}"
 
 
 def _interval(s) -> str:

@@ -153,11 +153,17 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
     -------
     df : DataFrame, one row per network x frequency: commanded ``omega``, ``omega_pred`` (angle of
     the dominant complex eigenvalue pair), ``radius`` (its modulus), ``q``, ``winding`` (turns of
-    the trajectory around the point in the plane of its top two PCs, after a transient) and
-    ``limit_cycle`` (winding >= 1 and a sustained oscillation).
+    the trajectory around the point in the plane of its top two PCs, after a transient),
+    ``cycles`` (the output's oscillation cycles over the same steps), ``amplitude`` (the
+    output's standard deviation), ``growth`` (that of the second half of the steps over that of
+    the first) and ``limit_cycle``: a sustained oscillation (amplitude above 0.1, growth
+    within a factor 1.5 either way) that winds around the point at least once and at least
+    once per two of its cycles (a trajectory around the point turns once per cycle; one that
+    passes a point on its own band on either side gathers a turn or two over many cycles).
     fps : FixedPoints over the (network, frequency) pairs, pair k = net * J + frequency.
     best : [n*J] index into fps of each pair's point (-1: none found).
-    visited : [n*J, T, S] the probe trajectories.
+    after : [n*J, n_cycle_steps, S] the steps after the probe trial that the limit-cycle test
+    measures.
     """
     freqs = np.arange(task.n_freqs) if freqs is None else np.asarray(freqs)
     n, J, T, S = len(group.nets), len(freqs), task.n_time, group.spec.state_dim
@@ -166,6 +172,7 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
     best = _central_points(fps, vis.numpy(), n * J)
     centres = at_points(fps.points, best)
     cycle = _winding(group.spec, rep, x, vis[:, -1], centres, n_cycle_steps or 2 * T)
+    after = cycle.pop()
     rows = []
     for k in range(n * J):
         m = best[k]
@@ -176,10 +183,11 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
                          net=k // J, freq=freqs[k % J], omega=task.omegas[freqs[k % J]],
                          omega_pred=float(np.abs(np.angle(top))), radius=float(np.abs(top)),
                          q=fps.q[m] if m >= 0 else np.nan, winding=cycle[0][k],
-                         amplitude=cycle[1][k]))
+                         cycles=cycle[1][k], amplitude=cycle[2][k], growth=cycle[3][k]))
     df = pd.DataFrame(rows)
-    df["limit_cycle"] = (df.winding >= 1) & (df.amplitude > 0.1)
-    return df, fps, best, vis.numpy()
+    df["limit_cycle"] = ((df.winding >= 1) & (df.winding >= df.cycles / 2)
+                         & (df.amplitude > 0.1) & df.growth.between(1 / 1.5, 1.5))
+    return df, fps, best, after
 
 
 def sine_search(group: Group, task, config: fp.FixedPointConfig,
@@ -234,25 +242,47 @@ def _central_points(fps, vis, n_pairs):
 
 
 def _winding(spec, params, x, s0, centres, n_steps):
-    """Turns of each trajectory around its point, and the output's standard deviation.
+    """Turns of each trajectory around its point, and its output's cycles and standard deviation.
 
-    Runs ``n_steps`` more steps from s0 [P, S] under the static inputs x [P, I]; the trajectory
-    is projected on its top two principal axes and the angle around ``centres`` [P, S] (NaN
-    rows: no point) unwrapped. Returns (winding [P], amplitude [P]).
+    Runs ``n_steps`` more steps from s0 [P, S] under the static inputs x [P, I] and measures
+    them with :func:`turns` (around ``centres`` [P, S]; NaN rows: no point) and
+    :func:`cycles`. Returns [winding [P], cycles [P], amplitude [P], growth [P], states
+    [P, n_steps, S]]: amplitude is the output's standard deviation over all steps, growth that
+    of the second half of them over that of the first.
     """
     P = len(centres)
     xs = torch.as_tensor(x, dtype=torch.float32)[:, None, None, :].expand(P, 1, n_steps, x.shape[1])
     with torch.no_grad():
         states = models.unroll(spec, params, xs, s0[:, None].float())
         y = models.readout(spec, params, states)[:, 0, :, 0].numpy()
-    states = states[:, 0].double().numpy()
-    wind = np.full(P, np.nan)
+    half = y.shape[1] // 2
+    growth = y[:, half:].std(1) / np.maximum(y[:, :half].std(1), 1e-300)
+    states = states[:, 0].numpy()
+    return [turns(states.astype(np.float64), centres), cycles(y), y.std(1), growth, states]
+
+
+def turns(states: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Net turns [P] of each trajectory states [P, T, S] around its point centres [P, S], in the
+    plane of the trajectory's top two principal axes (the angle unwrapped step by step; NaN
+    where the centre is NaN)."""
+    out = np.full(len(centres), np.nan)
     for k in np.flatnonzero(np.isfinite(centres[:, 0])):  # a 2-D PCA per trajectory
         mean, axes = pca(states[k], 2)
         z = (states[k] - mean) @ axes - (centres[k] - mean) @ axes
         ang = np.unwrap(np.arctan2(z[:, 1], z[:, 0]))
-        wind[k] = abs(ang[-1] - ang[0]) / (2 * np.pi)
-    return wind, y.std(1)
+        out[k] = abs(ang[-1] - ang[0]) / (2 * np.pi)
+    return out
+
+
+def cycles(y: np.ndarray, band: float = 0.5) -> np.ndarray:
+    """Oscillation cycles [P] of outputs y [P, T]: rises from below ``mean - band x std`` to
+    above ``mean + band x std`` of each row (a Schmitt trigger: the wiggles of a harmonic or
+    of noise near the mean are not cycles)."""
+    z = (y - y.mean(1, keepdims=True)) / np.maximum(y.std(1, keepdims=True), 1e-300)
+    side = np.where(z > band, 1, np.where(z < -band, -1, 0))
+    last = np.maximum.accumulate(np.where(side != 0, np.arange(y.shape[1]), 0), axis=1)
+    held = np.take_along_axis(side, last, axis=1)  # the last side left, carried through the band
+    return ((held[:, :-1] == -1) & (held[:, 1:] == 1)).sum(1)
 
 
 # ------------------------------------------------------------------------------ integration
@@ -389,21 +419,22 @@ def run_flipflop(nets, task, config: fp.FixedPointConfig):
 def run_sine(nets, task, config: fp.FixedPointConfig, freqs=None):
     """Sine-wave analysis of all networks: (table per network x frequency, {label: example}).
 
-    An example is (trajectory [T, S], fixed point [S]) at the middle analysed frequency, from
-    the group's first network whose trajectory there is a limit cycle around its point, else
-    from its first network where a point was found.
+    An example is (trajectory [2T, S], fixed point [S]) at the middle analysed frequency: the
+    steps after the probe trial that the limit-cycle test measures, of the group's first network
+    whose trajectory there is a limit cycle around its point, else of its first network where a
+    point was found.
     """
     tables, examples = [], {}
     for g in groups(nets):
-        df, fps, best, vis = sine(g, task, config, freqs)
+        df, fps, best, after = sine(g, task, config, freqs)
         tables.append(df)
-        J = len(vis) // len(g.nets)
+        J = len(after) // len(g.nets)
         mid = np.arange(len(g.nets)) * J + J // 2
         found = mid[best[mid] >= 0]
         cycling = found[df.limit_cycle.to_numpy()[found]]
         if len(found):
             k = cycling[0] if len(cycling) else found[0]
-            examples[g.label] = (vis[k], fps.points[best[k]])
+            examples[g.label] = (after[k], fps.points[best[k]])
     return pd.concat(tables, ignore_index=True), examples
 
 

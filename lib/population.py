@@ -136,11 +136,23 @@ def _train_into_store(cfg, root: str, device: str) -> str:
     return store.shard_key(cfg, device)
 
 
-def shard_cost(cfg) -> float:
-    """Relative training cost of a shard: the recurrent matmul work of all its steps."""
-    blocks = models.N_BLOCKS[cfg.arch]
-    return (len(cfg.nets) * cfg.n_steps * cfg.batch_size * cfg.make_task().n_time * blocks
-            * cfg.n_hidden ** 2)
+def flops_per_network_step(arch: str, n_in: int, n_hidden: int, n_out: int, batch: int,
+                           n_time: int) -> float:
+    """Matmul FLOPs of one training step of one network (a batch of ``batch`` trials of
+    ``n_time`` steps): every time step multiplies the state by the recurrent weights [H, G],
+    the input by [I, G] and the state by the readout [H, O] (G = gate blocks x H), and the
+    backward pass costs about twice the forward: ``3 x 2 B T (H G + I G + H O)``. Elementwise
+    work (gates, activations, Adam) is left out."""
+    G = models.N_BLOCKS[arch] * n_hidden
+    return 3 * 2 * batch * n_time * (n_hidden * G + n_in * G + n_hidden * n_out)
+
+
+def shard_flops(cfg) -> float:
+    """Matmul FLOPs of training a whole shard: networks x steps x :func:`flops_per_network_step`."""
+    task = cfg.make_task()
+    per = flops_per_network_step(cfg.arch, task.n_in, cfg.n_hidden, task.n_out, cfg.batch_size,
+                                 task.n_time)
+    return per * len(cfg.nets) * cfg.n_steps
 
 
 def load_or_train(config: PopulationConfig, executor="inprocess", workers: int | None = None,
@@ -169,7 +181,7 @@ def train_missing(configs, executor="inprocess", workers: int | None = None,
 
     Every shard of ``configs`` is first loaded with verification, so corrupt or foreign files
     count as missing and are rebuilt on the executor like any missing shard. The missing ones
-    are handed out costliest first (:func:`shard_cost`) across all the populations: with a few
+    are handed out costliest first (:func:`shard_flops`) across all the populations: with a few
     workers, a long shard handed out last would finish alone, and one pool for every task
     leaves no worker idle at the end of a task. ``on_shard(cfg)`` is called with each missing
     shard as soon as it is trained and stored (``tools/train.py`` drives its progress bars
@@ -180,7 +192,7 @@ def train_missing(configs, executor="inprocess", workers: int | None = None,
     loaded = [[store.try_load(c, root, device) for c in config.shards()] for config in configs]
     missing = sorted((c for config, got in zip(configs, loaded)
                       for c, res in zip(config.shards(), got) if res is None),
-                     key=shard_cost, reverse=True)
+                     key=shard_flops, reverse=True)
     if missing:
         done = None if on_shard is None else (lambda i: on_shard(missing[i]))
         desc = "training " + ", ".join(dict.fromkeys(c.task for c in missing))

@@ -1,4 +1,5 @@
-"""Tables shown in the book: human column names, integer counts as integers, intervals in one cell."""
+"""Tables and numbers shown in the book: human column names, integer counts as integers,
+intervals in one cell, powers of ten in mathematical notation."""
 from __future__ import annotations
 
 import pandas as pd
@@ -27,3 +28,12 @@ def cluster_table(stats: pd.DataFrame) -> pd.io.formats.style.Styler:
     }, index=s.index)
     return out.style.format({"1-NN accuracy": "{:.2f}", "chance": "{:.2f}", "p (1-NN)": "{:.3f}",
                              "p (PERMANOVA)": "{:.3f}"})
+
+
+def power_of_ten(x: float) -> str:
+    """``x`` > 0 in inline LaTeX, two significant digits at most: 1e-05 -> ``$10^{-5}$``,
+    2.5e-3 -> ``$2.5 \\times 10^{-3}$`` (for prose, where ``1e-05`` reads as code)."""
+    mantissa, exponent = f"{x:.1e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    power = f"10^{{{int(exponent)}}}"
+    return f"${power}$" if mantissa == "1" else f"${mantissa} \\times {power}$"

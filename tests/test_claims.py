@@ -177,3 +177,7 @@ def test_every_rule_combines_outcomes():
     assert claims.every_rule([(N, None), (N, None)]) == (N, None)
     assert claims.every_rule([(S, None), (I, 40), (I, 90)]) == (I, 90)
     assert claims.every_rule([(S, None), (I, None)]) == (I, None)
+
+
+def test_networks_needed_are_printed_to_two_significant_digits():
+    assert [claims._rounded(n) for n in (198221, 442, 37, 5)] == ["200,000", "440", "37", "5"]

@@ -299,3 +299,27 @@ def test_missing_sine_pairs_are_searched_again(monkeypatch, cache_dir):
     assert out.found.all() and (out.label == group.label).all()
     assert len(topo.sine_missing_check([None, None], task, FixedPointConfig(), none, freqs,
                                        per_cell=0)) == 0
+
+
+def test_turns_count_a_point_inside_the_orbit_and_not_one_on_its_band():
+    """A sampled orbit (11 cycles of 11.3 steps, its radius breathing by 2 %, in a random plane
+    of 6 dimensions) turns once per cycle around its centre. Around a point on the orbit's
+    band the discrete trajectory passes on either side: over a turn in all (what "winds at
+    least once" alone would accept) but fewer than one per two cycles (what the chapter asks)."""
+    rng = np.random.default_rng(0)
+    T, omega = 125, 2 * np.pi / 11.3
+    plane = np.linalg.qr(rng.standard_normal((6, 2)))[0].T  # [2, 6] orthonormal rows
+    angle = omega * np.arange(T)
+    radius = 1 + 0.02 * np.sin(0.05 * np.arange(T))
+    circle = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], 1)
+    states = np.repeat((circle @ plane + 0.3)[None], 3, 0)  # [3, T, 6]
+    centres = np.stack([np.full(6, 0.3), 0.3 + plane[0], np.full(6, np.nan)])
+    inside, band, none = dynamics.turns(states, centres)
+    n_cycles = dynamics.cycles(np.sin(angle)[None])[0]
+    assert n_cycles == 10  # upward crossings of the mean at 11.3, 22.6, ..., 113 steps
+    assert inside == pytest.approx(omega * (T - 1) / (2 * np.pi), rel=1e-9)
+    assert 1 <= band < n_cycles / 2 and np.isnan(none)
+    assert dynamics.cycles(np.ones((1, T)))[0] == 0
+    steps = np.arange(400)  # 10 slow cycles with noise, which crosses the mean 17 times upward
+    noisy = np.sin(2 * np.pi * steps / 40 + 0.5) + 0.2 * rng.standard_normal(400)
+    assert dynamics.cycles(noisy[None])[0] == 10

@@ -78,7 +78,7 @@ def frequency_prediction(ax, df, top: float = 1.2):
 def limit_cycle(ax, states, point, label: str | None = None):
     """A trajectory [T, S] and its fixed point [S] in the top-2 PCA plane of its second half.
 
-    The plane is fitted after the transient from the zero state, so that it is the cycle's.
+    The plane is fitted after any transient, so that it is the cycle's.
     ``label`` is written inside the panel (a title above small panels collides with the row
     above).
     """
@@ -105,9 +105,13 @@ def line_attractors(ax, visited, points_by_context, colors=CONTEXT_COLORS):
     for c, pts in enumerate(points_by_context):
         p = (pts - mean) @ axes
         ax.plot(*p.T, "o", ms=3, color=colors[c], label=f"context {c + 1}")
-    if not any(len(pts) for pts in points_by_context):
+    missing = [c + 1 for c, pts in enumerate(points_by_context) if not len(pts)]
+    if len(missing) == len(points_by_context):
         ax.text(0.5, 0.5, "no slow point found", transform=ax.transAxes, ha="center",
                 va="center", fontsize=7)
+    elif missing:  # said in the panel: an empty context is not a hidden one
+        ax.text(0.02, 0.02, "no slow point: context " + ", ".join(map(str, missing)),
+                transform=ax.transAxes, ha="left", va="bottom", fontsize=6)
     _pc_labels(ax)
     return ax
 

@@ -106,8 +106,8 @@ def frequency_key(fig, omegas):
 def example_grid(fig, task_name: str, trajs: dict, trials, n_lines: int = 16):
     """PCA trajectories of one example network per architecture (rows) x activation (columns).
 
-    Two columns rather than four, so that each panel is legible at page width; the colour key
-    goes below the panels.
+    Two columns rather than four, so that each panel is legible at page width; the panels are
+    laid out (``tight_layout``) and the colour key goes below them.
 
     Parameters
     ----------
@@ -134,6 +134,7 @@ def example_grid(fig, task_name: str, trajs: dict, trials, n_lines: int = 16):
             trajectories(ax, traj[:n_lines], [CONTEXT_COLORS[c] for c in ctx], lw=0.7, alpha=0.6)
         # Titles in black: colour in these panels means code, frequency or context.
         ax.set_title(f"{arch} {act}", fontsize=9)
+    fig.tight_layout()  # before the key below the panels, which it cannot lay out
     if task_name == "flipflop":
         code_legend(fig, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=8, fontsize=8)
     elif task_name == "sine":
