@@ -256,7 +256,8 @@ def _winding(spec, params, x, s0, centres, n_steps):
         states = models.unroll(spec, params, xs, s0[:, None].float())
         y = models.readout(spec, params, states)[:, 0, :, 0].numpy()
     half = y.shape[1] // 2
-    growth = y[:, half:].std(1) / np.maximum(y[:, :half].std(1), 1e-300)
+    with np.errstate(invalid="ignore"):  # a NaN output (a diverging run) stays NaN: no cycle
+        growth = y[:, half:].std(1) / np.maximum(y[:, :half].std(1), 1e-300)
     states = states[:, 0].numpy()
     return [turns(states.astype(np.float64), centres), cycles(y), y.std(1), growth, states]
 
@@ -278,7 +279,8 @@ def cycles(y: np.ndarray, band: float = 0.5) -> np.ndarray:
     """Oscillation cycles [P] of outputs y [P, T]: rises from below ``mean - band x std`` to
     above ``mean + band x std`` of each row (a Schmitt trigger: the wiggles of a harmonic or
     of noise near the mean are not cycles)."""
-    z = (y - y.mean(1, keepdims=True)) / np.maximum(y.std(1, keepdims=True), 1e-300)
+    with np.errstate(invalid="ignore"):  # NaN rows compare False: no cycles
+        z = (y - y.mean(1, keepdims=True)) / np.maximum(y.std(1, keepdims=True), 1e-300)
     side = np.where(z > band, 1, np.where(z < -band, -1, 0))
     last = np.maximum.accumulate(np.where(side != 0, np.arange(y.shape[1]), 0), axis=1)
     held = np.take_along_axis(side, last, axis=1)  # the last side left, carried through the band
