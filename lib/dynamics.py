@@ -171,8 +171,8 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
     fps, rep, x, vis = job.result(), job.params, job.x_star, job.visited
     best = _central_points(fps, vis.numpy(), n * J)
     centres = at_points(fps.points, best)
-    cycle = _winding(group.spec, rep, x, vis[:, -1], centres, n_cycle_steps or 2 * T)
-    after = cycle.pop()
+    wind, n_cycles, amplitude, growth, after = _winding(group.spec, rep, x, vis[:, -1], centres,
+                                                        n_cycle_steps or 2 * T)
     rows = []
     for k in range(n * J):
         m = best[k]
@@ -182,8 +182,8 @@ def sine(group: Group, task, config: fp.FixedPointConfig, freqs=None,
         rows.append(dict(arch=group.spec.arch, activation=group.spec.activation, label=group.label,
                          net=k // J, freq=freqs[k % J], omega=task.omegas[freqs[k % J]],
                          omega_pred=float(np.abs(np.angle(top))), radius=float(np.abs(top)),
-                         q=fps.q[m] if m >= 0 else np.nan, winding=cycle[0][k],
-                         cycles=cycle[1][k], amplitude=cycle[2][k], growth=cycle[3][k]))
+                         q=fps.q[m] if m >= 0 else np.nan, winding=wind[k],
+                         cycles=n_cycles[k], amplitude=amplitude[k], growth=growth[k]))
     df = pd.DataFrame(rows)
     df["limit_cycle"] = ((df.winding >= 1) & (df.winding >= df.cycles / 2)
                          & (df.amplitude > 0.1) & df.growth.between(1 / 1.5, 1.5))
@@ -246,8 +246,8 @@ def _winding(spec, params, x, s0, centres, n_steps):
 
     Runs ``n_steps`` more steps from s0 [P, S] under the static inputs x [P, I] and measures
     them with :func:`turns` (around ``centres`` [P, S]; NaN rows: no point) and
-    :func:`cycles`. Returns [winding [P], cycles [P], amplitude [P], growth [P], states
-    [P, n_steps, S]]: amplitude is the output's standard deviation over all steps, growth that
+    :func:`cycles`. Returns winding [P], cycles [P], amplitude [P], growth [P] and the states
+    [P, n_steps, S]: amplitude is the output's standard deviation over all steps, growth that
     of the second half of them over that of the first.
     """
     P = len(centres)
@@ -259,7 +259,7 @@ def _winding(spec, params, x, s0, centres, n_steps):
     with np.errstate(invalid="ignore"):  # a NaN output (a diverging run) stays NaN: no cycle
         growth = y[:, half:].std(1) / np.maximum(y[:, :half].std(1), 1e-300)
     states = states[:, 0].numpy()
-    return [turns(states.astype(np.float64), centres), cycles(y), y.std(1), growth, states]
+    return turns(states.astype(np.float64), centres), cycles(y), y.std(1), growth, states
 
 
 def turns(states: np.ndarray, centres: np.ndarray) -> np.ndarray:
