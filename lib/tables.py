@@ -1,5 +1,5 @@
 """Tables and numbers shown in the book: human column names, integer counts as integers,
-intervals in one cell, powers of ten in mathematical notation."""
+intervals in one cell, powers of ten with superscripts."""
 from __future__ import annotations
 
 import pandas as pd
@@ -31,9 +31,13 @@ def cluster_table(stats: pd.DataFrame) -> pd.io.formats.style.Styler:
 
 
 def power_of_ten(x: float) -> str:
-    """``x`` > 0 in inline LaTeX, two significant digits at most: 1e-05 -> ``$10^{-5}$``,
-    2.5e-3 -> ``$2.5 \\times 10^{-3}$`` (for prose, where ``1e-05`` reads as code)."""
+    """``x`` > 0 with a superscript power of ten, two significant digits at most: 1e-05 ->
+    ``10⁻⁵``, 2.5e-3 -> ``2.5 × 10⁻³`` (for prose, where ``1e-05`` reads as code; plain text,
+    so it renders wherever a glued string does)."""
     mantissa, exponent = f"{x:.1e}".split("e")
     mantissa = mantissa.rstrip("0").rstrip(".")
-    power = f"10^{{{int(exponent)}}}"
-    return f"${power}$" if mantissa == "1" else f"${mantissa} \\times {power}$"
+    power = "10" + str(int(exponent)).translate(_SUPERSCRIPT)
+    return power if mantissa == "1" else f"{mantissa} × {power}"
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
