@@ -323,3 +323,23 @@ def test_turns_count_a_point_inside_the_orbit_and_not_one_on_its_band():
     steps = np.arange(400)  # 10 slow cycles with noise, which crosses the mean 17 times upward
     noisy = np.sin(2 * np.pi * steps / 40 + 0.5) + 0.2 * rng.standard_normal(400)
     assert dynamics.cycles(noisy[None])[0] == 10
+
+
+def test_a_code_label_goes_into_the_widest_gap_between_its_edges():
+    from lib.plots.topology import away_from_edges, graph_layout
+    G = nx.DiGraph([("c", "e"), ("c", "n"), ("w", "c")])
+    pos = {"c": np.zeros(2), "e": np.array([1.0, 0]), "n": np.array([0, 1.0]),
+           "w": np.array([-1.0, 0])}
+    np.testing.assert_allclose(away_from_edges(G, pos, "c"), [0, -1], atol=1e-12)  # south is free
+    np.testing.assert_allclose(away_from_edges(G, pos, "e"), [1, 0], atol=1e-12)  # opposite its one edge
+    G.add_node("lone")
+    pos["lone"] = np.array([5.0, 5])
+    np.testing.assert_allclose(away_from_edges(G, pos, "lone"), [0, 1])  # no edge: above
+    # every corner of the canonical cube: its label clears each of its three edges by > 45 degrees
+    G = topo.canonical_flipflop_graph(3)
+    pos = graph_layout(G)
+    for p in (p for p, u in G.nodes(data="n_unstable") if u == 0):
+        u = away_from_edges(G, pos, p)
+        for q in nx.all_neighbors(G, p):
+            v = (pos[q] - pos[p]) / np.linalg.norm(pos[q] - pos[p])
+            assert u @ v < np.cos(np.pi / 4), (p, q)

@@ -43,16 +43,35 @@ def fixed_point_graph(ax, G: nx.DiGraph, title: str = "", labels: bool = True,
     nx.draw_networkx_nodes(G, pos, ax=ax, node_color=colors, node_size=node_size, edgecolors="k",
                            linewidths=0.5)
     if labels:
-        stable = {p: d["label"] for p, d in G.nodes(data=True) if d["n_unstable"] == 0}
-        offset = {p: xy + [0, 0.3] for p, xy in pos.items()}  # above the node, on white
-        nx.draw_networkx_labels(G, offset, labels=stable, ax=ax, font_size=font_size,
-                                font_family="monospace",
-                                bbox=dict(fc="white", ec="none", pad=0.5, alpha=0.85))
+        for p, d in G.nodes(data=True):
+            if d["n_unstable"] == 0:  # a code beside its stable point, on the side with no edge
+                u = away_from_edges(G, pos, p)
+                ha, va = (("left", "right", "center")[_side(u[0])],
+                          ("bottom", "top", "center")[_side(u[1])])
+                ax.text(*(pos[p] + 0.2 * u), d["label"], ha=ha, va=va, fontsize=font_size,
+                        family="monospace", bbox=dict(fc="white", ec="none", pad=0.5, alpha=0.85))
     ax.set_title(title, fontsize=font_size + 1)
     ax.margins(0.12)
     ax.set_aspect("equal")
     ax.axis("off")
     return ax
+
+
+def away_from_edges(G: nx.DiGraph, pos: dict, p) -> np.ndarray:
+    """Unit vector [2] from node p into the widest angle between its edges (straight up when
+    it has none): where its label covers no edge."""
+    v = [pos[q] - pos[p] for q in set(nx.all_neighbors(G, p)) - {p}]
+    a = np.sort([np.arctan2(y, x) for x, y in v if x or y])
+    if not len(a):
+        return np.array([0.0, 1.0])
+    gaps = np.diff(np.append(a, a[0] + 2 * np.pi))
+    mid = a[np.argmax(gaps)] + gaps.max() / 2
+    return np.array([np.cos(mid), np.sin(mid)])
+
+
+def _side(c: float) -> int:
+    """0 for a clearly positive component, 1 for a clearly negative one, 2 near zero."""
+    return 0 if c > 0.35 else 1 if c < -0.35 else 2
 
 
 def unstable_legend(target, **kw):
@@ -89,7 +108,10 @@ def match_bars(ax, table, column: str = "matches", label: str = "fraction matchi
 
 
 def frequency_curves(ax, omegas, predicted, archs, alpha: float = 0.5):
-    """Predicted [N, J] against commanded [J] frequency, one line per network, colour = arch."""
+    """Predicted [N, J] against commanded [J] frequency, one line per network, colour = arch.
+
+    The identity and one handle per architecture are labelled; the caller places the key
+    (e.g. :func:`key_below`), so it covers no line."""
     for pred, arch in zip(predicted, archs):
         ax.plot(omegas, pred, color=ARCH_COLORS[arch], lw=0.7, alpha=alpha)
     ax.plot(omegas, omegas, "k--", lw=1, label="identity")
@@ -97,12 +119,12 @@ def frequency_curves(ax, omegas, predicted, archs, alpha: float = 0.5):
         ax.plot([], [], color=ARCH_COLORS[arch], label=arch)
     ax.set_xlabel("commanded ω (rad / step)")
     ax.set_ylabel("predicted ω, |arg λ|")
-    ax.legend(fontsize=6, frameon=False)
     return ax
 
 
 def spectra(ax, spectra_by_arch: dict):
-    """Mean +- s.e.m. of sorted eigenvalue moduli {arch: [N, k]}."""
+    """Mean +- s.e.m. of sorted eigenvalue moduli {arch: [N, k]}, labelled by architecture
+    (no key drawn)."""
     for arch, s in spectra_by_arch.items():
         k = np.arange(1, s.shape[1] + 1)
         n = np.sum(np.isfinite(s), axis=0)  # networks with slow points in that context
@@ -111,8 +133,16 @@ def spectra(ax, spectra_by_arch: dict):
     ax.axhline(1, color="0.5", lw=0.6, ls=":")
     ax.set_xlabel("mode (sorted by |λ|)")
     ax.set_ylabel("|λ|")
-    ax.legend(fontsize=6, frameon=False)
     return ax
+
+
+def key_below(fig, ax, **kw):
+    """One row of ``ax``'s labelled handles centred below the figure's panels (room made at
+    the bottom), for a key that panels of the same colours share."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig.legend(handles, labels, loc="lower center", ncols=len(labels), frameon=False,
+                      **{"fontsize": 7, **kw})
 
 
 def accuracy_bars(ax, stats, chance_col: str = "chance"):
