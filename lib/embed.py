@@ -296,6 +296,32 @@ def bootstrap_effects(D, labels, n_boot: int = 1000, seed: int = 0, level: float
                 gap_lo=float(lo[1]), gap_hi=float(hi[1]))
 
 
+def paired_difference(D1, D2, labels, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+                      rtol: float = 1e-9) -> dict:
+    """How much better D1 [N, N] separates ``labels`` than D2 [N, N] does, on the same networks.
+
+    The difference of the two 1-NN accuracies (chance cancels) with a paired percentile
+    bootstrap interval: each resample (:func:`stratified_resamples`) draws the same networks
+    for both matrices, so what the networks share does not widen the interval.
+
+    Returns
+    -------
+    dict with ``difference``, ``difference_lo``, ``difference_hi`` and ``n``.
+    """
+    D1, D2 = check_distance_matrix(D1), check_distance_matrix(D2)
+    if D1.shape != D2.shape:
+        raise ValueError(f"D1 and D2 must hold the same networks: shapes {D1.shape} and {D2.shape}")
+    y = _codes(labels, len(D1))
+    check_range("level", level, 0.5, 0.999)
+    idx = stratified_resamples(y, n_boot, seed)
+    diff = np.concatenate([_resample_effects(D1, y, idx[s], rtol)[:, 0]
+                           - _resample_effects(D2, y, idx[s], rtol)[:, 0]
+                           for s in _chunks(n_boot, len(D1) ** 2, 2 ** 22)])
+    lo, hi = np.nanpercentile(diff, [50 * (1 - level), 50 * (1 + level)])
+    return dict(n=len(D1), difference=nn_accuracy(D1, y, rtol) - nn_accuracy(D2, y, rtol),
+                difference_lo=float(lo), difference_hi=float(hi))
+
+
 def silhouette(D, labels) -> float:
     """Silhouette score of ``labels`` under D (nan unless 2 <= classes <= N - 1)."""
     D = check_distance_matrix(D)

@@ -20,7 +20,7 @@ def cluster_table(stats: pd.DataFrame) -> pd.io.formats.style.Styler:
         "networks": s["n"].astype(int),
         "1-NN accuracy": s["nn_accuracy"].astype(float),
         "chance": s["chance"].astype(float),
-        "above chance [95% CI]": [f"{e:+.2f} [{lo:+.2f}, {hi:+.2f}]" for e, lo, hi in
+        "above chance [95% CI]": [interval(e, lo, hi) for e, lo, hi in
                                   zip(s["above_chance"], s["above_chance_lo"], s["above_chance_hi"])],
         "p (1-NN)": s["p_value"].astype(float),
         "p (PERMANOVA)": s["permanova_p"].astype(float),
@@ -30,10 +30,26 @@ def cluster_table(stats: pd.DataFrame) -> pd.io.formats.style.Styler:
                              "p (PERMANOVA)": "{:.3f}"})
 
 
+def number(x: float, fmt: str = "{:+.2f}") -> str:
+    """``x`` under ``fmt``, with ``∞`` for an infinity and no sign on a zero that rounding made
+    negative ("-0.00" -> "+0.00" under a signed format, "0.00" otherwise)."""
+    if x in (float("inf"), float("-inf")):
+        return "∞" if x > 0 else "−∞"
+    text = fmt.format(x)
+    return fmt.format(0.0) if float(text) == 0 else text
+
+
+def interval(estimate: float, lo: float, hi: float, fmt: str = "{:+.2f}") -> str:
+    """``"+0.12 [+0.03, +0.17]"``: an estimate and its interval in one cell (:func:`number`)."""
+    return f"{number(estimate, fmt)} [{number(lo, fmt)}, {number(hi, fmt)}]"
+
+
 def power_of_ten(x: float) -> str:
-    """``x`` > 0 with a superscript power of ten, two significant digits at most: 1e-05 ->
+    """``x`` >= 0 with a superscript power of ten, two significant digits at most: 1e-05 ->
     ``10⁻⁵``, 2.5e-3 -> ``2.5 × 10⁻³`` (for prose, where ``1e-05`` reads as code; plain text,
     so it renders wherever a glued string does)."""
+    if x == 0:
+        return "0"
     mantissa, exponent = f"{x:.1e}".split("e")
     mantissa = mantissa.rstrip("0").rstrip(".")
     power = "10" + str(int(exponent)).translate(_SUPERSCRIPT)

@@ -15,6 +15,7 @@ import torch
 from . import models, train
 from .config import PopulationConfig
 from .population import Network, Population
+from .tables import power_of_ten
 
 
 def design_table(configs: dict[str, PopulationConfig]) -> pd.DataFrame:
@@ -25,7 +26,8 @@ def design_table(configs: dict[str, PopulationConfig]) -> pd.DataFrame:
         trials = dict(c.task_overrides).get("n_time", c.shards()[0].make_task().n_time)
         rows[task] = {"architectures": fmt(c.archs), "activations": fmt(c.activations),
                       "hidden units": fmt(c.hidden_sizes), "learning rates": fmt(c.lrs),
-                      "L2 strengths": fmt(c.l2s), "gradient clip": fmt(c.clips),
+                      "L2 strengths": ", ".join(map(power_of_ten, c.l2s)),
+                      "gradient clip": fmt(c.clips),
                       "seeds per setting": c.n_seeds, "networks": c.n_networks,
                       "training steps": c.n_steps, "batch (trials)": c.batch_size,
                       "steps per trial": trials, "lr decay (total)": c.lr_decay,

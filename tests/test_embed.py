@@ -155,3 +155,16 @@ def test_bootstrap_never_pairs_a_network_with_its_copy():
     assert b["gap_lo"] < 0 < b["gap_hi"]
     idx = embed.stratified_resamples(y, 5, seed=0)
     assert idx.shape == (5, 20) and (y[idx] == y).all()  # class sizes kept
+
+
+def test_paired_difference_is_exact_against_itself_and_finds_a_planted_gap():
+    D, y, _ = planted()
+    same = embed.paired_difference(D, D, y, n_boot=200)
+    assert same["difference"] == same["difference_lo"] == same["difference_hi"] == 0.0  # paired
+    flat = np.ones_like(D) - np.eye(len(D))  # every neighbour tied: accuracy at chance, 9/39
+    r = embed.paired_difference(D, flat, y, n_boot=200)
+    assert r["difference"] == pytest.approx(1 - 9 / 39) and r["n"] == 40
+    assert 0.5 < r["difference_lo"] <= r["difference_hi"] <= 1
+    assert embed.paired_difference(flat, D, y, n_boot=200)["difference_hi"] < -0.5
+    with pytest.raises(ValueError, match="same networks"):
+        embed.paired_difference(D, D[:-1, :-1], y)

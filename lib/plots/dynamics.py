@@ -89,7 +89,7 @@ def limit_cycle(ax, states, point, label: str | None = None):
     _pc_labels(ax)
     if label:  # in a band added above the data, so that it covers neither orbit nor point
         lo, hi = ax.get_ylim()
-        ax.set_ylim(lo, hi + 0.25 * (hi - lo))
+        ax.set_ylim(lo, hi + (0.05 + 0.2 * (label.count("\n") + 1)) * (hi - lo))  # per line
         ax.text(0.02, 0.98, label, transform=ax.transAxes, ha="left", va="top", fontsize=7)
     return ax
 
