@@ -101,7 +101,7 @@ def match_bars(ax, table, column: str = "matches", label: str = "fraction matchi
     x = np.arange(len(frac))
     ax.bar(x, frac.to_numpy(), color=[ARCH_COLORS[a] for a, _ in frac.index],
            hatch=None, edgecolor="k", linewidth=0.4)
-    ax.set_xticks(x, [f"{a} {b}" for a, b in frac.index], fontsize=8, rotation=60, ha="right")
+    ax.set_xticks(x, [f"{a}-{b}" for a, b in frac.index], fontsize=8, rotation=60, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel(label)
     return ax
