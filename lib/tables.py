@@ -30,18 +30,26 @@ def cluster_table(stats: pd.DataFrame) -> pd.io.formats.style.Styler:
                              "p (PERMANOVA)": "{:.3f}"})
 
 
-def number(x: float, fmt: str = "{:+.2f}") -> str:
-    """``x`` under ``fmt``, with ``∞`` for an infinity and no sign on a zero that rounding made
-    negative ("-0.00" -> "+0.00" under a signed format, "0.00" otherwise)."""
+def number(x: float, digits: int = 2, signed: bool = True) -> str:
+    """``x`` with ``digits`` decimals (a leading sign if ``signed``), ``∞`` for an infinity.
+
+    A nonzero value that would round to zero gets up to two more decimals, so that its sign
+    shows (an interval's end at -0.004 is below 0, which a verdict can turn on); one still
+    smaller reads as zero."""
     if x in (float("inf"), float("-inf")):
         return "∞" if x > 0 else "−∞"
-    text = fmt.format(x)
-    return fmt.format(0.0) if float(text) == 0 else text
+    sign = "+" if signed else ""
+    for d in range(digits, digits + 3):
+        text = f"{x:{sign}.{d}f}"
+        if float(text) != 0:
+            return text
+    return f"{0.0:{sign}.{digits}f}"
 
 
-def interval(estimate: float, lo: float, hi: float, fmt: str = "{:+.2f}") -> str:
-    """``"+0.12 [+0.03, +0.17]"``: an estimate and its interval in one cell (:func:`number`)."""
-    return f"{number(estimate, fmt)} [{number(lo, fmt)}, {number(hi, fmt)}]"
+def interval(estimate: float, lo: float, hi: float, digits: int = 2, signed: bool = True) -> str:
+    """``"+0.12 [-0.004, +0.17]"``: an estimate and its interval in one cell (:func:`number`)."""
+    return " ".join([number(estimate, digits, signed),
+                     f"[{number(lo, digits, signed)}, {number(hi, digits, signed)}]"])
 
 
 def power_of_ten(x: float) -> str:

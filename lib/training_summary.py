@@ -36,10 +36,17 @@ def design_table(configs: dict[str, PopulationConfig]) -> pd.DataFrame:
 
 
 def _exceptions(c: PopulationConfig) -> str:
-    """The per-cell settings of a configuration, e.g. ``lstm-relu: lr 0.002``, or ``none``."""
-    parts = [f"{a}-{f}: lr {v:g}" for a, f, v in c.cell_lrs]
-    parts += [f"{a}-{f}: {v} steps" for a, f, v in c.cell_steps]
-    return "; ".join(parts) or "none"
+    """The per-cell settings of a configuration, one entry per cell, e.g. ``lstm-relu: W_g = 0,
+    forget-gate bias 4, lr 0.0007, 5000 steps``, or ``none``: its learning rate and steps, and
+    the ReLU LSTM's own start (:func:`lib.models.init_params`), which every task shares."""
+    cells: dict[str, list[str]] = {}
+    if "lstm" in c.archs and "relu" in c.activations:
+        cells["lstm-relu"] = [f"W_g = 0, forget-gate bias {models.RELU_LSTM_FORGET_BIAS:g}"]
+    for a, f, v in c.cell_lrs:
+        cells.setdefault(f"{a}-{f}", []).append(f"lr {v:g}")
+    for a, f, v in c.cell_steps:
+        cells.setdefault(f"{a}-{f}", []).append(f"{v} steps")
+    return "; ".join(f"{cell}: {', '.join(v)}" for cell, v in cells.items()) or "none"
 
 
 def target_variance(config: PopulationConfig) -> float:

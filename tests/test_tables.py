@@ -10,9 +10,10 @@ def test_power_of_ten_writes_superscripts():
     assert power_of_ten(0.0) == "0"
 
 
-def test_intervals_write_infinity_and_no_negative_zero():
+def test_intervals_write_infinity_and_keep_the_sign_of_an_end_near_zero():
     from lib.tables import interval, number
-    assert number(-0.004) == "+0.00" and number(-0.004, "{:.2f}") == "0.00"
-    assert number(-0.006) == "-0.01" and number(float("inf"), "{:.3f}") == "∞"
-    assert interval(0.12, -0.001, 0.17) == "+0.12 [+0.00, +0.17]"
-    assert interval(float("inf"), 0.984, float("inf"), "{:.3f}") == "∞ [0.984, ∞]"
+    assert number(-0.004) == "-0.004" and number(0.004, signed=False) == "0.004"
+    assert number(-0.0004) == "-0.0004" and number(-0.00004) == "+0.00" and number(0.0) == "+0.00"
+    assert number(-0.006) == "-0.01" and number(float("inf"), 3) == "∞"
+    assert interval(0.12, -0.004, 0.17) == "+0.12 [-0.004, +0.17]"
+    assert interval(float("inf"), 0.984, float("inf"), 3, signed=False) == "∞ [0.984, ∞]"

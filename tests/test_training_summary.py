@@ -84,3 +84,15 @@ def test_flattening_measures_the_fall_over_the_last_fifth():
     against = summary.flattening(curves, level=1.0)
     np.testing.assert_allclose(against.loc[("fast", "tanh"), "improvement"], fall)
     assert against.loc[("fast", "tanh"), "flat"]
+
+
+def test_design_table_gives_each_cell_its_own_settings_once():
+    from dataclasses import replace
+    cfg = population_config("default", "sine")
+    cell = summary.design_table({"sine": cfg})["sine"]["cells trained otherwise"]
+    assert cell.count("lstm-relu") == 1 and "W_g = 0, forget-gate bias 4" in cell
+    for a, f, v in cfg.cell_lrs:
+        assert f"{a}-{f}: " in cell and f"lr {v:g}" in cell
+    nothing = replace(population_config("default", "flipflop"), archs=("gru",), cell_lrs=(),
+                      cell_steps=())
+    assert summary.design_table({"ff": nothing})["ff"]["cells trained otherwise"] == "none"

@@ -12,7 +12,7 @@ UNSTABLE_COLORS = STABILITY_COLORS  # the book's one stability palette (lib/plot
 def cube_xy(code: str) -> np.ndarray:
     """2-D oblique projection [2] of an output code (``"+-0"``) seen as a corner of the cube."""
     v = np.array([{"+": 1.0, "-": -1.0}.get(c, 0.0) for c in code] + [0.0] * 3)[:3]
-    return np.array([v[0] + 0.45 * v[2], v[1] + 0.3 * v[2]])
+    return np.array([v[0] + 0.3 * v[2], v[1] + 0.3 * v[2]])  # no saddle on a crossing
 
 
 def graph_layout(G: nx.DiGraph) -> dict:
