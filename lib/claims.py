@@ -26,6 +26,7 @@ from scipy import stats as sps
 from . import frequency
 from .chapter import TASK_TITLES
 from .integration import time_constant
+from .tables import interval
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 OUTCOMES = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
@@ -367,8 +368,9 @@ def frequency_row(sine_points: pd.DataFrame, n_boot: int = 1000, seed: int = 0) 
     """Claim 2 on the sine wave from per-(network, command) predictions (see lib.frequency)."""
     c = CRITERION["frequency"]
     f = frequency.frequency_accuracy(sine_points, n_boot, seed)
-    value = ", ".join(f"{a} {r.median_rel_error:.2f} [{r.rel_error_lo:.2f}, {r.rel_error_hi:.2f}]"
-                      for a, r in f.iterrows())
+    value = ", ".join(  # three decimals, as _interval: an end near the margin shows its side
+        f"{a} {interval(r.median_rel_error, r.rel_error_lo, r.rel_error_hi, 3, signed=False)}"
+        for a, r in f.iterrows())
     return _row(c, TASK_TITLES["sine"], value, sine_points["net"].nunique(), judge_groups(
         c, f.n, f.median_rel_error, f.rel_error_lo, f.rel_error_hi, c.margin, False))
 

@@ -181,3 +181,13 @@ def test_every_rule_combines_outcomes():
 
 def test_networks_needed_are_printed_to_two_significant_digits():
     assert [claims._rounded(n) for n in (198221, 442, 37, 5)] == ["200,000", "440", "37", "5"]
+
+
+def test_frequency_values_show_three_decimals_and_infinity():
+    df = table(sine_points=sine(1.5))  # every prediction 50 % too high: error 0.500
+    value = df.loc[df["claim"].str.startswith(claims.CRITERION["frequency"].claim), "value"].iloc[0]
+    assert value.startswith("gru 0.50") and len(value.split()[1]) == 5  # "0.5xx"
+    missing = sine().assign(predicted=np.nan)  # no point found anywhere: infinite error
+    df = table(sine_points=missing)
+    value = df.loc[df["claim"].str.startswith(claims.CRITERION["frequency"].claim), "value"].iloc[0]
+    assert "∞ [∞, ∞]" in value
