@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import tasks
+from . import cell_kernels, tasks
 
 
 def shard_batch(task, seeds, step: int, batch: int) -> tuple[np.ndarray, ...]:
@@ -21,31 +21,42 @@ def shard_batch(task, seeds, step: int, batch: int) -> tuple[np.ndarray, ...]:
         trials = [task.sample(batch, r) for r in rngs]
         return tuple(np.stack([getattr(t, k) for t in trials])
                      for k in ("inputs", "targets", "mask"))
-    tr = draw(task, rngs, batch)
     n = len(seeds)
-    return tuple(a.reshape(n, batch, *a.shape[1:]) for a in (tr.inputs, tr.targets, tr.mask))
+    return tuple(a.reshape(n, batch, *a.shape[-2:]) for a in draw(task, rngs, batch))
 
 
-def _flipflop(task: tasks.FlipFlop, rngs, batch: int) -> tasks.Trials:
+def _flipflop(task: tasks.FlipFlop, rngs, batch: int) -> tuple[np.ndarray, ...]:
     """``FlipFlop.sample``'s draws, made from each generator's raw 64-bit words.
 
     ``sample`` draws ``rng.random(shape)`` (per value one word x: ``(x >> 11) 2^-53``) and then
     ``rng.integers(0, 2, shape)`` (per value one 32-bit half word u, low half first, by
     Lemire's rule: ``(2 u) >> 32``, i.e. u's top bit). Each network's words come in one
-    ``random_raw`` call; the arithmetic then runs once for the whole shard.
+    ``random_raw`` call; the trials are then built in one pass over the shard by a C kernel
+    of :mod:`lib.cell_kernels` (time-major, as the trainer reads them), or without it by the
+    numpy code below.
     """
-    shape = (batch, task.n_time, task.n_bits)
     n = batch * task.n_time * task.n_bits
     raw = np.empty((len(rngs), n + (n + 1) // 2), np.uint64)
     for k, rng in enumerate(rngs):
         if not isinstance(rng.bit_generator, np.random.PCG64):
             raise TypeError(f"flip-flop streams use PCG64 generators, got {rng.bit_generator}")
         raw[k] = rng.bit_generator.random_raw(raw.shape[1])
+    if cell_kernels.available():
+        inputs, targets = cell_kernels.flipflop_trials(raw, batch, task.n_time, task.n_bits,
+                                                       task.p_pulse)
+        return inputs, targets, np.ones_like(targets)
+    return _flipflop_numpy(task, raw, batch)
+
+
+def _flipflop_numpy(task: tasks.FlipFlop, raw: np.ndarray, batch: int) -> tuple[np.ndarray, ...]:
+    """:func:`_flipflop`'s trials from the raw words [N, n + ceil(n / 2)] in numpy."""
+    shape = (batch, task.n_time, task.n_bits)
+    n = batch * task.n_time * task.n_bits
     pulse = (raw[:, :n] >> np.uint64(11)).astype(np.float64)
     pulse *= 2.0 ** -53
     pulse = (pulse < task.p_pulse).reshape(-1, *shape[1:])
     words = raw[:, n:]
-    sign = np.empty((len(rngs), 2 * words.shape[1]), np.float32)
+    sign = np.empty((len(raw), 2 * words.shape[1]), np.float32)
     sign[:, 0::2] = (words >> np.uint64(31)) & np.uint64(1)  # low half's top bit
     sign[:, 1::2] = words >> np.uint64(63)  # high half's top bit
     sign = np.ascontiguousarray(sign[:, :n]).reshape(pulse.shape)
@@ -54,7 +65,7 @@ def _flipflop(task: tasks.FlipFlop, rngs, batch: int) -> tasks.Trials:
     sign -= 1  # index 0 or 1 -> sign -1 or +1
     inputs = np.multiply(sign, pulse, out=sign)
     targets = _hold(inputs)
-    return tasks.Trials(inputs, targets, np.ones_like(targets))
+    return inputs, targets, np.ones_like(targets)
 
 
 def _hold(inputs: np.ndarray) -> np.ndarray:
@@ -68,18 +79,22 @@ def _hold(inputs: np.ndarray) -> np.ndarray:
     return out.transpose(1, 0, 2)  # a view: the trainer reads targets time-major
 
 
-def _sine(task: tasks.SineWave, rngs, batch: int) -> tasks.Trials:
-    return task.trials_for(np.concatenate([r.integers(0, task.n_freqs, size=batch)
-                                           for r in rngs]))
+def _sine(task: tasks.SineWave, rngs, batch: int) -> tuple[np.ndarray, ...]:
+    return _arrays(task.trials_for(np.concatenate([r.integers(0, task.n_freqs, size=batch)
+                                                   for r in rngs])))
 
 
-def _cdi(task: tasks.ContextIntegration, rngs, batch: int) -> tasks.Trials:
+def _cdi(task: tasks.ContextIntegration, rngs, batch: int) -> tuple[np.ndarray, ...]:
     context, bias, noise = [], [], []
     for rng in rngs:  # the draws of ContextIntegration.sample, in its order
         context.append(rng.integers(0, 2, size=batch))
         bias.append(rng.uniform(-task.bias_max, task.bias_max, size=(batch, 2)))
         noise.append(rng.standard_normal((batch, task.n_time, 2)))
-    return task.trials_for(*(np.concatenate(a) for a in (context, bias, noise)))
+    return _arrays(task.trials_for(*(np.concatenate(a) for a in (context, bias, noise))))
+
+
+def _arrays(trials: tasks.Trials) -> tuple[np.ndarray, ...]:
+    return trials.inputs, trials.targets, trials.mask
 
 
 _DRAW = {tasks.FlipFlop: _flipflop, tasks.SineWave: _sine, tasks.ContextIntegration: _cdi}

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib import bptt, models, streams, train
+from lib import bptt, cell_kernels, models, streams, train
 from lib.config import NetSettings, population_config
 from lib.population import Population
 from lib.tasks import make_task
@@ -209,6 +209,23 @@ def test_hand_written_gradient_equals_autograd(arch, act, dtype, tol, blas):
         torch.testing.assert_close(got[k] / scale, want[k] / scale, rtol=tol, atol=tol, msg=k)
 
 
+@pytest.mark.parametrize("arch", models.ARCHS)
+def test_the_weight_gradient_summed_in_chunks_equals_autograd(arch, monkeypatch):
+    """With the cut-offs lowered, the 8 x 4 rows of every product are summed in chunks of one
+    row (the book's shapes need no test this small to use several)."""
+    monkeypatch.setattr(bptt, "SMALL_GEMM", 1)
+    monkeypatch.setattr(bptt, "MIN_CHUNK", 1)
+    spec = models.CellSpec(arch, "tanh", n_in=3, n_hidden=5, n_out=2)
+    gen = torch.Generator().manual_seed(1)
+    params = {k: v.double() for k, v in models.init_params(spec, [1, 2]).items()}
+    x = torch.randn(2, 4, 7, 3, generator=gen, dtype=torch.float64)
+    y = torch.randn(2, 4, 7, 2, generator=gen, dtype=torch.float64)
+    _, want = autograd_reference(spec, params, x, y)
+    _, got = hand_written(spec, params, x, y)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-12, atol=1e-12, msg=k)
+
+
 def test_packing_round_trips_and_keeps_the_unused_block_at_zero():
     spec = models.CellSpec("gru", "tanh", n_in=3, n_hidden=5, n_out=2)
     params = models.init_params(spec, [4, 5])
@@ -246,6 +263,19 @@ def test_flipflop_shard_batches_equal_the_draws_for_an_odd_count():
     got = streams.shard_batch(t, [2, 9], 0, 3)  # 3 x 7 x 3 = 63 values per network
     for j, s in enumerate([2, 9]):
         assert np.array_equal(got[0][j], t.sample(3, np.random.default_rng([s, 0])).inputs)
+
+
+def test_the_flipflop_trial_kernel_equals_its_numpy_fallback():
+    """Bit for bit, and through an odd value count (the last sign from a low half word)."""
+    if not cell_kernels.available():
+        pytest.skip("no C compiler: the numpy path is the only one")
+    t = make_task("flipflop", n_time=7)
+    n = 5 * 7 * 3
+    raw = np.random.default_rng(0).integers(0, 2 ** 63, (4, n + (n + 1) // 2), np.uint64) * 2 + 1
+    want = streams._flipflop_numpy(t, raw, 5)
+    got = cell_kernels.flipflop_trials(raw, 5, 7, 3, t.p_pulse)
+    for a, b in zip(got, want):
+        assert a.shape == (4, 5, 7, 3) and np.array_equal(a, b.reshape(a.shape))
 
 
 def test_training_flushes_subnormals_and_restores_the_thread():
