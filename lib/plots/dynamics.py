@@ -20,19 +20,41 @@ def _pc_labels(ax, dims: int = 2):
         ax.set_zlabel("PC3", labelpad=-10, fontsize=7)
 
 
-def fixed_points_pca(ax, visited, points, n_unstable, n_traj_points: int = 3000, dims: int = 3):
+def fixed_points_pca(ax, visited, points, n_unstable, n_traj_points: int = 3000, dims: int = 3,
+                     margin: float = 0.25):
     """Visited states (grey) and fixed points coloured by unstable modes, in the states' PCA.
 
-    visited [V, S], points [M, S], n_unstable [M]; ``ax`` is 3-D when ``dims`` is 3.
+    visited [V, S], points [M, S], n_unstable [M]; ``ax`` is 3-D when ``dims`` is 3. The axes
+    span the visited states and the points within ``margin`` x their range beyond them; a point
+    farther out is drawn on the panel's edge as a ring (:func:`clip_to_box`), so that one far
+    point does not shrink the structure the trajectories visit. Returns the number so drawn.
     """
     mean, axes = pca(visited, dims)
     z = (visited[:n_traj_points] - mean) @ axes
-    p = (points - mean) @ axes
+    lo, hi = z.min(0), z.max(0)
+    p, out = clip_to_box((points - mean) @ axes, lo - margin * (hi - lo), hi + margin * (hi - lo))
+    every = np.concatenate([z, p])
     ax.plot(*z.T, ".", color="0.8", ms=1, zorder=0)
     extra = {"depthshade": False} if dims == 3 else {}
-    ax.scatter(*p.T, c=stability_colors(n_unstable), s=18, zorder=3, **extra)
+    colors = np.array(stability_colors(n_unstable), dtype=object)
+    ax.scatter(*p[~out].T, c=list(colors[~out]), s=18, zorder=3, **extra)
+    if out.any():
+        ax.scatter(*p[out].T, facecolors="none", edgecolors=list(colors[out]), s=30,
+                   linewidths=1.2, zorder=3, **extra)
+    for k, setter in enumerate((ax.set_xlim, ax.set_ylim, getattr(ax, "set_zlim", None))[:dims]):
+        setter(every[:, k].min(), every[:, k].max())
     _pc_labels(ax, dims)
-    return ax
+    return int(out.sum())
+
+
+def clip_to_box(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points p [M, D] outside the box [lo, hi] moved onto its surface along the ray from the
+    box's centre; returns the moved points [M, D] and which were outside [M] bool."""
+    centre, half = (lo + hi) / 2, (hi - lo) / 2
+    reach = np.max(np.abs(p - centre) / np.maximum(half, 1e-12), axis=1, initial=0.0)  # [M]
+    out = reach > 1
+    scale = np.where(out, 1 / np.maximum(reach, 1), 1.0)[:, None]
+    return centre + (p - centre) * scale, out
 
 
 def unstable_legend(target, **kw):
