@@ -210,7 +210,7 @@ def _leaders(s: torch.Tensor, tol: float) -> torch.Tensor:
 
 
 def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
-           absorb: "Absorb | None" = None, stall: int = 0, chunk: int = 128):
+           absorb: "Absorb | None" = None, stall: int = 0, chunk: int = 512):
     """Levenberg-Marquardt on F(s) - s = 0 for candidates s [P, S] (float64), one row each.
 
     Solves ``(A^T A + mu I) d = -A^T r`` with ``A = J - I``, ``r = F(s) - s``; a step is taken
@@ -223,8 +223,10 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
     ``stall`` > 0, a point whose q fell less than ``STALL_FACTOR``-fold over the last ``stall``
     iterations stops: it creeps through a slow region (Newton converges far faster near an
     isolated zero), and most starts far from any zero end that way. Rows are stepped in
-    blocks of ``chunk`` (their [chunk, S, S] normal matrices stay in cache), fewer where a
-    block's Jacobians would pass ``BLOCK_BYTES`` (large S).
+    blocks of ``chunk``, fewer where a block's Jacobians would pass ``BLOCK_BYTES`` (large
+    S): the fixed cost of a block's torch calls is spread over many rows, and its [chunk, S, S]
+    matrices stay in the cache (on the book's flip-flop networks, 512 rows searched 5-15 %
+    faster than 128 at S = 32; at S = 64 the byte limit allows 256).
 
     Parameters
     ----------
@@ -257,7 +259,7 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
         if len(act) == 0:
             break
         before = s[act] if absorb is not None else None  # for the reach rule
-        for rows in act.split(chunk):  # blocks that stay in cache: [P, S, S] per step
+        for rows in act.split(chunk):
             _lm_step(F, s, f, x, net, q, mu, rows, eye, held)
         its[act] += 1
         if absorb is not None:
