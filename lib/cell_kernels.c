@@ -222,33 +222,3 @@ void adam_step(I N, I L, float *restrict A, float *restrict g, float *restrict m
         }
     }
 }
-
-/* ---- training trials ---------------------------------------------------------------------- */
-
-/* Flip-flop trials of N networks from each network's raw PCG64 words (lib/streams.py), raw
- * [N, >= n + ceil(n / 2)] with row stride rs and n = B T C values per network in (b, t, c)
- * order. Value i is a pulse if (raw[i] >> 11) 2^-53 < p, and always at t = 0; its sign is +1 if
- * the top bit of 32-bit half (i % 2) of word raw[n + i / 2] (low half first) is set, else -1.
- * Writes inputs (the pulses, 0 elsewhere) and targets (the sign of the last pulse), [N, T, B, C]
- * contiguous each: the time-major layout the trainer reads. */
-void flipflop_trials(I N, I B, I T, I C, const uint64_t *restrict raw, I rs, double p,
-                     float *restrict inputs, float *restrict targets) {
-    const I n = B * T * C;
-    for (I k = 0; k < N; k++) {
-        const uint64_t *w = raw + k * rs, *s = w + n;
-        float *in = inputs + k * n, *tg = targets + k * n;
-        for (I b = 0; b < B; b++)
-            for (I c = 0; c < C; c++) {
-                float last = 0.0f;
-                for (I t = 0; t < T; t++) {
-                    const I i = (b * T + t) * C + c, o = (t * B + b) * C + c;
-                    const int up = (int)((s[i >> 1] >> ((i & 1) ? 63 : 31)) & 1u);
-                    const int pulse = t == 0 || (double)(w[i] >> 11) * 0x1p-53 < p;
-                    const float v = pulse ? (up ? 1.0f : -1.0f) : 0.0f;
-                    if (pulse) last = v;
-                    in[o] = v;
-                    tg[o] = last;
-                }
-            }
-    }
-}

@@ -194,23 +194,3 @@ def adam_step(A, g, m, v, scale, keep1, keep2, step, a1: float, a2: float, c2: f
     _typed("adam_step", _I, _I, *[_P] * 8, _F, _F, _F, _F)(
         N, A[0].numel() if N else 0, A.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(),
         *(a.ctypes.data for a in per), a1, a2, c2, eps)
-
-
-# ---- training trials ----------------------------------------------------------------------
-
-def flipflop_trials(raw: np.ndarray, batch: int, n_time: int, n_bits: int,
-                    p_pulse: float) -> tuple[np.ndarray, np.ndarray]:
-    """Flip-flop inputs and targets of N networks from their raw PCG64 words ``raw``
-    [N, >= n + ceil(n / 2)] (n = batch x n_time x n_bits; the rule is in ``flipflop_trials`` of
-    cell_kernels.c and in :func:`lib.streams._flipflop`). Returns two float32 arrays
-    [N, batch, n_time, n_bits], views of time-major [N, n_time, batch, n_bits] buffers."""
-    n = batch * n_time * n_bits
-    if raw.dtype != np.uint64 or raw.ndim != 2 or raw.shape[1] < n + (n + 1) // 2 \
-            or raw.strides[1] != 8:
-        raise ValueError(f"flipflop_trials: raw must be uint64 [N, >= {n + (n + 1) // 2}] with "
-                         f"contiguous rows, got {raw.dtype} {raw.shape}")
-    inputs, targets = (np.empty((len(raw), n_time, batch, n_bits), np.float32) for _ in "it")
-    _typed("flipflop_trials", _I, _I, _I, _I, _P, _I, ctypes.c_double, _P, _P)(
-        len(raw), batch, n_time, n_bits, raw.ctypes.data, raw.strides[0] // 8, p_pulse,
-        inputs.ctypes.data, targets.ctypes.data)
-    return inputs.transpose(0, 2, 1, 3), targets.transpose(0, 2, 1, 3)

@@ -1,7 +1,8 @@
 """Small C libraries of the project, compiled on first use and loaded through ctypes.
 
-:mod:`lib.cell_kernels` (the trainer's fused cell steps) and :mod:`lib.lm_kernels` (the
-fixed-point polish's linear algebra) each compile one C file with the system's C compiler
+:mod:`lib.cell_kernels` (the trainer's fused cell steps), :mod:`lib.stream_kernels` (the
+training trials' random streams) and :mod:`lib.fp_kernels` (the fixed-point polish's linear
+algebra) each compile one C file with the system's C compiler
 (``$CC``, else ``cc`` or ``gcc``) into ``$RNNBOOK_KERNELS`` (default: ``rnnbook-kernels-<uid>``
 in the temporary directory), once per machine, and every process reuses the build. The file
 name hashes the source, the flags, the compiler's version and the CPU's flags

@@ -36,7 +36,8 @@ from .config import ShardConfig
 
 SCHEMA = 2  # 2: checkpoints carry their configuration; fixed array dtypes
 # what determines the weights
-TRAINING_SOURCES = ("tasks.py", "models.py", "train.py", "bptt.py", "streams.py", "cell_kernels.c")
+TRAINING_SOURCES = ("tasks.py", "models.py", "train.py", "bptt.py", "streams.py", "cell_kernels.c",
+                    "stream_kernels.c")
 LIB = Path(__file__).resolve().parent
 
 

@@ -4,17 +4,23 @@ Network n's batch at step t is ``task.sample(batch, default_rng([seed_n, t]))``.
 random numbers needs one generator per network, but turning them into trials does not: here
 each generator draws exactly what ``task.sample`` draws, in the same order, and the trials of
 all networks are then built by one vectorised call. The result is identical to stacking the
-per-network samples (``tests/test_train.py`` checks it), at about half the cost.
+per-network samples (``tests/test_train.py`` checks it), at about half the cost. For the
+flip-flop task the C library :mod:`lib.stream_kernels` runs the generators themselves too,
+word for word as numpy does, and builds the trials in the same pass.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import cell_kernels, tasks
+from . import stream_kernels, tasks
 
 
 def shard_batch(task, seeds, step: int, batch: int) -> tuple[np.ndarray, ...]:
     """Stacked per-network trials: inputs [N, B, T, I], targets and mask [N, B, T, O]."""
+    if isinstance(task, tasks.FlipFlop) and stream_kernels.available():
+        inputs, targets = stream_kernels.flipflop_trials(seeds, step, batch, task.n_time,
+                                                         task.n_bits, task.p_pulse)
+        return inputs, targets, np.ones_like(targets)
     rngs = [np.random.default_rng([s, step]) for s in seeds]
     draw = _DRAW.get(type(task))
     if draw is None:  # a task without a vectorised builder: one sample per network
@@ -26,14 +32,13 @@ def shard_batch(task, seeds, step: int, batch: int) -> tuple[np.ndarray, ...]:
 
 
 def _flipflop(task: tasks.FlipFlop, rngs, batch: int) -> tuple[np.ndarray, ...]:
-    """``FlipFlop.sample``'s draws, made from each generator's raw 64-bit words.
+    """``FlipFlop.sample``'s draws, made from each generator's raw 64-bit words (without the C
+    library; :func:`lib.stream_kernels.flipflop_trials` applies the same rule).
 
     ``sample`` draws ``rng.random(shape)`` (per value one word x: ``(x >> 11) 2^-53``) and then
     ``rng.integers(0, 2, shape)`` (per value one 32-bit half word u, low half first, by
     Lemire's rule: ``(2 u) >> 32``, i.e. u's top bit). Each network's words come in one
-    ``random_raw`` call; the trials are then built in one pass over the shard by a C kernel
-    of :mod:`lib.cell_kernels` (time-major, as the trainer reads them), or without it by the
-    numpy code below.
+    ``random_raw`` call; the trials of the shard are then built in one pass.
     """
     n = batch * task.n_time * task.n_bits
     raw = np.empty((len(rngs), n + (n + 1) // 2), np.uint64)
@@ -41,10 +46,6 @@ def _flipflop(task: tasks.FlipFlop, rngs, batch: int) -> tuple[np.ndarray, ...]:
         if not isinstance(rng.bit_generator, np.random.PCG64):
             raise TypeError(f"flip-flop streams use PCG64 generators, got {rng.bit_generator}")
         raw[k] = rng.bit_generator.random_raw(raw.shape[1])
-    if cell_kernels.available():
-        inputs, targets = cell_kernels.flipflop_trials(raw, batch, task.n_time, task.n_bits,
-                                                       task.p_pulse)
-        return inputs, targets, np.ones_like(targets)
     return _flipflop_numpy(task, raw, batch)
 
 

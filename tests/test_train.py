@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib import bptt, cell_kernels, models, streams, train
+from lib import bptt, models, stream_kernels, streams, train
 from lib.config import NetSettings, population_config
 from lib.population import Population
 from lib.tasks import make_task
@@ -265,17 +265,27 @@ def test_flipflop_shard_batches_equal_the_draws_for_an_odd_count():
         assert np.array_equal(got[0][j], t.sample(3, np.random.default_rng([s, 0])).inputs)
 
 
-def test_the_flipflop_trial_kernel_equals_its_numpy_fallback():
+def test_the_c_streams_are_numpys_generators_word_for_word():
+    """SeedSequence and PCG64 in C: entropy words of 0, of one, two and three 32-bit words."""
+    if not stream_kernels.available():
+        pytest.skip("no C compiler: numpy's generators are the only ones")
+    for seeds, step in (([3, 0, 2 ** 32 - 1, 2 ** 32 + 5, 2 ** 70 + 123], 7), ([11], 2 ** 40)):
+        got = stream_kernels.pcg64_raw(seeds, step, 257)
+        for k, s in enumerate(seeds):
+            want = np.random.default_rng([s, step]).bit_generator.random_raw(257)
+            assert np.array_equal(got[k], want)
+
+
+def test_the_c_flipflop_trials_equal_the_numpy_path():
     """Bit for bit, and through an odd value count (the last sign from a low half word)."""
-    if not cell_kernels.available():
+    if not stream_kernels.available():
         pytest.skip("no C compiler: the numpy path is the only one")
     t = make_task("flipflop", n_time=7)
-    n = 5 * 7 * 3
-    raw = np.random.default_rng(0).integers(0, 2 ** 63, (4, n + (n + 1) // 2), np.uint64) * 2 + 1
-    want = streams._flipflop_numpy(t, raw, 5)
-    got = cell_kernels.flipflop_trials(raw, 5, 7, 3, t.p_pulse)
+    seeds = [2, 9, 2 ** 33]
+    want = streams._flipflop(t, [np.random.default_rng([s, 4]) for s in seeds], 5)
+    got = stream_kernels.flipflop_trials(seeds, 4, 5, 7, 3, t.p_pulse)
     for a, b in zip(got, want):
-        assert a.shape == (4, 5, 7, 3) and np.array_equal(a, b.reshape(a.shape))
+        assert a.shape == (3, 5, 7, 3) and np.array_equal(a, b.reshape(a.shape))
 
 
 def test_training_flushes_subnormals_and_restores_the_thread():
