@@ -1,18 +1,19 @@
-/* Kernels of the fixed-point search (lib/fixed_point_solver.py), one point at a time:
+/* Kernels of the fixed-point search (lib/fixed_point_solver.py):
  *
  * - lm_normal, lm_damped (float64): the linear algebra of a Levenberg-Marquardt step of the
  *   polish, in two parts. lm_normal forms, for every row, A = J - I, the upper triangle of
- *   A^T A and -A^T r; lm_damped adds mu to the diagonal and solves by Cholesky. A rejected
+ *   A^T A and -A^T r; lm_damped adds mu to the diagonal and solves by Cholesky, eight rows side by side (one in each lane of a vector). A rejected
  *   step leaves the point, hence its normal equations, unchanged, so the polish keeps them and
  *   its next try with a larger mu runs only lm_damped. A torch version loops over LAPACK
- *   calls per row and allocates [P, S, S] temporaries; here one row's matrices stay in cache.
+ *   calls per row and allocates [P, S, S] temporaries; here a row's matrices stay in cache.
  * - adam_points (float32): one iteration of the start phase's Adam, each point with its own
  *   learning rate and gradient clip: the two dozen elementwise torch ops of an iteration in
  *   one pass.
  *
  * Every sum runs in a fixed order (the dot products as four partial sums, the entries of
  * A^T A and A^T r as one sum each, computed several entries at a time), and the build has
- * no FMA contraction and no fast-math, so the numbers do not depend on the vector width.
+ * no FMA contraction and no fast-math, so the numbers do not depend on the vector width, nor
+ * a row's on the rows beside it.
  */
 #include <math.h>
 #include <stdint.h>
@@ -33,12 +34,12 @@ static inline double dot4(const double *restrict x, const double *restrict y, I 
     return (a0 + a1) + (a2 + a3);
 }
 
-/* Four doubles as one value: the element-wise IEEE operations of GCC's vector extension
- * (a vector register where the target has one, four scalars where it has none). */
-typedef double v4d __attribute__((vector_size(32)));
-static inline v4d load4(const double *p) { v4d v; __builtin_memcpy(&v, p, sizeof v); return v; }
-static inline void store4(double *p, v4d v) { __builtin_memcpy(p, &v, sizeof v); }
-static inline v4d splat(double a) { return (v4d){a, a, a, a}; }
+/* Four (eight) doubles as one value: the element-wise IEEE operations of GCC's vector
+ * extension (vector registers where the target has them, scalars where it has none). */
+typedef double v8d __attribute__((vector_size(64)));
+static inline v8d load8(const double *p) { v8d v; __builtin_memcpy(&v, p, sizeof v); return v; }
+static inline void store8(double *p, v8d v) { __builtin_memcpy(p, &v, sizeof v); }
+static inline v8d splat8(double a) { return (v8d){a, a, a, a, a, a, a, a}; }
 
 /* One entry of A^T A: the sum over k of A[k][i] A[k][j], in order. */
 static inline double gram_entry(I S, const double *restrict A, I i, I j) {
@@ -47,30 +48,35 @@ static inline double gram_entry(I S, const double *restrict A, I i, I j) {
     return a;
 }
 
-/* Upper triangle of M = A^T A (M[i][j], j >= i) for A [S, S] (row k = A[k][:]): every entry
- * one sum over k in order, computed 4 rows x 8 columns at a time so that each loaded row
- * segment of A serves 32 entries (a block on the diagonal also writes a few entries below
- * it, which nothing reads). */
+/* Rows i0 .. i0 + 3, columns j0 .. j0 + 8 W - 1 of A^T A (W = 1 or 2 vectors of 8): each
+ * entry one sum over k in order; each loaded row segment of A serves 32 or 64 entries. */
+#define GRAM_BLOCK(W)                                                                        \
+    do {                                                                                     \
+        v8d acc[4][W];                                                                       \
+        for (int u = 0; u < 4; u++)                                                          \
+            for (int w = 0; w < W; w++) acc[u][w] = splat8(0.0);                             \
+        for (I k = 0; k < S; k++) {                                                          \
+            const double *Ak = A + k * S;                                                    \
+            v8d r[W];                                                                        \
+            for (int w = 0; w < W; w++) r[w] = load8(Ak + j0 + 8 * w);                       \
+            for (int u = 0; u < 4; u++) {                                                    \
+                const v8d c = splat8(Ak[i0 + u]);                                            \
+                for (int w = 0; w < W; w++) acc[u][w] += c * r[w];                           \
+            }                                                                                \
+        }                                                                                    \
+        for (int u = 0; u < 4; u++)                                                          \
+            for (int w = 0; w < W; w++) store8(M + (i0 + u) * S + j0 + 8 * w, acc[u][w]);   \
+    } while (0)
+
+/* Upper triangle of M = A^T A (M[i][j], j >= i) for A [S, S] (row k = A[k][:]), four rows at
+ * a time in blocks of 16 or 8 columns that start at a multiple of 8 (so a block that meets
+ * the diagonal also writes a few entries below it, which nothing reads). */
 static void gram_upper(I S, const double *restrict A, double *restrict M) {
     I i0 = 0;
     for (; i0 + 4 <= S; i0 += 4) {
-        I j0 = i0;
-        for (; j0 + 8 <= S; j0 += 8) {
-            v4d acc[4][2] = {{{0}}};
-            for (I k = 0; k < S; k++) {
-                const double *Ak = A + k * S;
-                const v4d r0 = load4(Ak + j0), r1 = load4(Ak + j0 + 4);
-                for (int u = 0; u < 4; u++) {
-                    const v4d c = splat(Ak[i0 + u]);
-                    acc[u][0] += c * r0;
-                    acc[u][1] += c * r1;
-                }
-            }
-            for (int u = 0; u < 4; u++) {
-                store4(M + (i0 + u) * S + j0, acc[u][0]);
-                store4(M + (i0 + u) * S + j0 + 4, acc[u][1]);
-            }
-        }
+        I j0 = i0 & ~(I)7;
+        for (; j0 + 16 <= S; j0 += 16) GRAM_BLOCK(2);
+        for (; j0 + 8 <= S; j0 += 8) GRAM_BLOCK(1);
         for (I u = 0; u < 4; u++)        /* the columns right of the last full block */
             for (I j = j0 > i0 + u ? j0 : i0 + u; j < S; j++)
                 M[(i0 + u) * S + j] = gram_entry(S, A, i0 + u, j);
@@ -93,60 +99,72 @@ static void normal_row(I S, const double *restrict J, const double *restrict r,
     gram_upper(S, A, M);
 }
 
-/* Rows k0 .. k1 - 1 of the Cholesky factor U (M = U^T U, upper, row-major, in place), given
- * that rows k0 .. S - 1 carry every update of the rows before k0: each pivot row is scaled,
- * then updates the rows after it up to k1 (U[i][i:] -= U[k][i] U[k][i:]). Every entry takes
- * its updates in the order of k, as an unblocked factorisation would. Returns 1 on a pivot
- * that is not positive. */
-static int pivot_rows(I S, double *restrict U, I k0, I k1) {
+/* The damped solve runs L rows side by side, one in each lane of a vector: the Cholesky
+ * factorisation of a small matrix is a chain of dependent steps (each pivot waits on the
+ * updates before it), which a single row cannot fill a vector unit with. Every lane performs
+ * exactly the operations, in exactly the order, of a one-row factorisation by rows with four
+ * pivot rows at a time, so a row's result does not depend on its neighbours. */
+#define L 8
+typedef v8d vl;
+static inline vl splatl(double a) { return splat8(a); }
+
+/* Packed upper triangle of an S x S matrix of lanes: row i holds columns i .. S - 1. */
+static inline I tri(I S, I i) { return i * S - i * (i - 1) / 2; }
+#define U_(i, j) U[tri(S, i) + (j) - (i)]
+
+/* Rows k0 .. k1 - 1 of the factor U (M = U^T U, upper, in place), given that rows
+ * k0 .. S - 1 carry every update of the rows before k0: each pivot row is scaled, then updates
+ * the rows after it up to k1 (U[i][i:] -= U[k][i] U[k][i:]); bad[l] is set where lane l meets
+ * a pivot that is not positive (its lane then carries NaN, which no other lane sees). */
+static void pivot_lanes(I S, vl *restrict U, I k0, I k1, int *restrict bad) {
     for (I k = k0; k < k1; k++) {
-        double *Uk = U + k * S;
-        double piv = Uk[k];
-        if (!(piv > 0.0) || !isfinite(piv)) return 1;
-        piv = sqrt(piv);
-        Uk[k] = piv;
-        for (I j = k + 1; j < S; j++) Uk[j] /= piv;
+        vl piv = U_(k, k);
+        for (int l = 0; l < L; l++) {
+            if (!(piv[l] > 0.0) || !isfinite(piv[l])) bad[l] = 1;
+            piv[l] = sqrt(piv[l]);
+        }
+        U_(k, k) = piv;
+        for (I j = k + 1; j < S; j++) U_(k, j) /= piv;
         for (I i = k + 1; i < k1; i++) {
-            const double c = Uk[i];
-            double *Ui = U + i * S;
-            for (I j = i; j < S; j++) Ui[j] -= c * Uk[j];
+            const vl c = U_(k, i);
+            for (I j = i; j < S; j++) U_(i, j) -= c * U_(k, j);
         }
     }
-    return 0;
 }
 
-/* One row: the upper triangle of M [S, S] and g [S] from normal_row -> d [S] solving
- * (M + mu I) d = g; U: [S, S] work. Cholesky M + mu I = U^T U by rows, four pivot rows
- * at a time (each row of the trailing matrix takes their four updates in one contiguous pass),
- * then U^T y = g and U d = y.
- * Returns 0, or 1 when M + mu I is not numerically positive definite. */
-static int damped_row(I S, const double *restrict M, const double *restrict g, double mu,
-                      double *restrict U, double *restrict d) {
-    for (I i = 0; i < S; i++) {
-        for (I j = i; j < S; j++) U[i * S + j] = M[i * S + j];
-        U[i * S + i] += mu;
-        d[i] = g[i];
-    }
+/* L rows: U holds the packed upper triangles of M + mu I, d the right-hand sides g; on return
+ * d holds the solutions. Cholesky M + mu I = U^T U by rows, four pivot rows at a time (each
+ * row of the trailing matrix takes their four updates in one pass), then U^T y = g, U d = y. */
+static void damped_lanes(I S, vl *restrict U, vl *restrict d, int *restrict bad) {
     I k = 0;
-    for (; k + 4 <= S; k += 4) {         /* four pivot rows, then their four updates at once */
-        if (pivot_rows(S, U, k, k + 4)) return 1;
-        const double *U0 = U + k * S, *U1 = U0 + S, *U2 = U1 + S, *U3 = U2 + S;
+    for (; k + 4 <= S; k += 4) {
+        pivot_lanes(S, U, k, k + 4, bad);
         for (I i = k + 4; i < S; i++) {
-            const double c0 = U0[i], c1 = U1[i], c2 = U2[i], c3 = U3[i];
-            double *Ui = U + i * S;
+            const vl c0 = U_(k, i), c1 = U_(k + 1, i), c2 = U_(k + 2, i), c3 = U_(k + 3, i);
             for (I j = i; j < S; j++)
-                Ui[j] = (((Ui[j] - c0 * U0[j]) - c1 * U1[j]) - c2 * U2[j]) - c3 * U3[j];
+                U_(i, j) = (((U_(i, j) - c0 * U_(k, j)) - c1 * U_(k + 1, j)) - c2 * U_(k + 2, j))
+                           - c3 * U_(k + 3, j);
         }
     }
-    if (pivot_rows(S, U, k, S)) return 1;
+    pivot_lanes(S, U, k, S, bad);
     for (I k = 0; k < S; k++) {          /* U^T y = g, y in d */
-        const double v = d[k] / U[k * S + k], *Uk = U + k * S;
+        const vl v = d[k] / U_(k, k);
         d[k] = v;
-        for (I j = k + 1; j < S; j++) d[j] -= Uk[j] * v;
+        for (I j = k + 1; j < S; j++) d[j] -= U_(k, j) * v;
     }
-    for (I i = S - 1; i >= 0; i--)       /* U d = y */
-        d[i] = (d[i] - dot4(U + i * S + i + 1, d + i + 1, S - i - 1)) / U[i * S + i];
-    return 0;
+    for (I i = S - 1; i >= 0; i--) {     /* U d = y: the dot product as four partial sums */
+        vl a0 = splatl(0.0), a1 = a0, a2 = a0, a3 = a0;
+        const I n = S - i - 1;
+        I k = 0;
+        for (; k + 4 <= n; k += 4) {
+            a0 += U_(i, i + 1 + k) * d[i + 1 + k];
+            a1 += U_(i, i + 2 + k) * d[i + 2 + k];
+            a2 += U_(i, i + 3 + k) * d[i + 3 + k];
+            a3 += U_(i, i + 4 + k) * d[i + 4 + k];
+        }
+        for (; k < n; k++) a0 += U_(i, i + 1 + k) * d[i + 1 + k];
+        d[i] = (d[i] - ((a0 + a1) + (a2 + a3))) / U_(i, i);
+    }
 }
 
 /* P rows: J [P, S, S], r [P, S] -> M [P, S, S] (upper triangles), g [P, S]. work: S S doubles. */
@@ -156,14 +174,37 @@ void lm_normal(I P, I S, const double *restrict J, const double *restrict r, dou
         normal_row(S, J + p * S * S, r + p * S, M + p * S * S, g + p * S, work);
 }
 
-/* P rows: M [P, S, S] (upper triangles), g [P, S], mu [P] -> d [P, S], info [P] (1: not
- * positive definite, d undefined). work: S S doubles. */
+/* P rows: M [P, S, S] (upper triangles), g [P, S], mu [P] -> d [P, S] solving
+ * (M + mu I) d = g, info [P] (1: not positive definite, d undefined). L rows at a time (the
+ * last group repeats its first row in the unused lanes). work: L (S (S + 1) / 2 + S) doubles,
+ * aligned to 64 bytes. */
 void lm_damped(I P, I S, const double *restrict M, const double *restrict g,
                const double *restrict mu, double *restrict d, int32_t *restrict info,
                double *restrict work) {
-    for (I p = 0; p < P; p++)
-        info[p] = damped_row(S, M + p * S * S, g + p * S, mu[p], work, d + p * S);
+    vl *U = (vl *)work, *x = U + tri(S, S);
+    for (I p0 = 0; p0 < P; p0 += L) {
+        I rows[L];
+        int bad[L];
+        for (int l = 0; l < L; l++) {
+            rows[l] = p0 + l < P ? p0 + l : p0;
+            bad[l] = 0;
+        }
+        for (I i = 0; i < S; i++) {
+            for (I j = i; j < S; j++)
+                for (int l = 0; l < L; l++) U_(i, j)[l] = M[rows[l] * S * S + i * S + j];
+            for (int l = 0; l < L; l++) {
+                U_(i, i)[l] += mu[rows[l]];
+                x[i][l] = g[rows[l] * S + i];
+            }
+        }
+        damped_lanes(S, U, x, bad);
+        for (int l = 0; l < L && p0 + l < P; l++) {
+            for (I i = 0; i < S; i++) d[(p0 + l) * S + i] = x[i][l];
+            info[p0 + l] = bad[l];
+        }
+    }
 }
+#undef U_
 
 /* One Adam iteration of P points of S coordinates, in place (lib.fixed_point_solver.adam):
  * rate *= up after a lower q, *= down after a higher one (then at most lr_max); q_prev = q;

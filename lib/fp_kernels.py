@@ -98,11 +98,21 @@ def damped(M: torch.Tensor, g: torch.Tensor, mu: torch.Tensor):
     M, g, mu = M.contiguous(), g.contiguous(), mu.contiguous()
     d = torch.empty(P, S, dtype=torch.float64)
     info = torch.empty(P, dtype=torch.int32)
-    work = torch.empty(S * S, dtype=torch.float64)
+    work = _aligned(LANES * (S * (S + 1) // 2 + S))  # packed triangles and right-hand sides
     if P:
         _function("lm_damped")(P, S, M.data_ptr(), g.data_ptr(), mu.data_ptr(), d.data_ptr(),
                                info.data_ptr(), work.data_ptr())
     return d, info == 0
+
+
+LANES = 8  # rows that lm_damped solves side by side (its L)
+
+
+def _aligned(n: int) -> torch.Tensor:
+    """n float64 of work space starting on a 64-byte boundary (lm_damped's vectors need it)."""
+    buf = torch.empty(n + 8, dtype=torch.float64)
+    skip = (-buf.data_ptr() % 64) // 8
+    return buf[skip:skip + n]
 
 
 def solve(J: torch.Tensor, r: torch.Tensor, mu: torch.Tensor):

@@ -42,6 +42,19 @@ def test_lm_solve_equals_the_normal_equations_solved_by_lapack(S):
     torch.testing.assert_close(M.triu(), (A.transpose(-1, -2) @ A).triu(), rtol=1e-12, atol=1e-12)
 
 
+def test_a_rows_solution_does_not_depend_on_the_rows_beside_it():
+    """The damped solve runs eight rows side by side: each row's d equals, bit for bit, its
+    solve alone, in a group with a row that fails (NaN) and in the last, partial group."""
+    J, r, mu = _lm_case(P=19, S=13, seed=3)
+    J[5, 2, 2] = float("nan")
+    M, g = fp_kernels.normal(J, r)
+    d, ok = fp_kernels.damped(M, g, mu)
+    assert ok.tolist() == [i != 5 for i in range(19)]
+    for i in [0, 4, 6, 7, 8, 15, 16, 18]:
+        alone, ok1 = fp_kernels.damped(M[i:i + 1], g[i:i + 1], mu[i:i + 1])
+        assert ok1.all() and torch.equal(alone[0], d[i])
+
+
 def test_rows_the_c_cholesky_rejects_are_solved_in_torch(monkeypatch):
     """A row whose damped matrix is not numerically positive definite (here: NaN) is flagged;
     damped_direction solves the flagged rows in torch (from the kernel's upper triangle) and
