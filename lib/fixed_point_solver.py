@@ -183,6 +183,21 @@ def _greedy(s: torch.Tensor, tol: float, chunk: int = 4096) -> torch.Tensor:
         return _leaders(s, tol)
     near = torch.cdist(s, s) < tol
     better = torch.tril(near, diagonal=-1)  # better[i, j]: j < i (better q) and within tol
+    out = torch.arange(n)
+    some = better.any(1)
+    some[better.any(0)] = True  # the points with a neighbour; every other one keeps itself
+    if some.all():
+        return _greedy_rounds(better)
+    if some.any():
+        idx = some.nonzero()[:, 0]
+        out[idx] = idx[_greedy_rounds(better[idx][:, idx])]
+    return out
+
+
+def _greedy_rounds(better: torch.Tensor) -> torch.Tensor:
+    """:func:`_greedy`'s rule in rounds on better [n, n] (better[i, j]: j < i is within tol of
+    i, with the better q): the representative [n] of every point."""
+    n = len(better)
     kept = torch.zeros(n, dtype=torch.bool)
     undecided = torch.ones(n, dtype=torch.bool)
     while undecided.any():
@@ -273,10 +288,10 @@ def polish(F, s, x, net, n_iter: int, mu0: float = 1e-6, q_done: float = 1e-30,
 
 def _lm_step(F, s, f, x, net, q, mu, rows, eye, held: fp_lm.Held):
     """One Levenberg-Marquardt step of the rows [K] of s, F(s) f, q and mu (in place). A row
-    whose last step was rejected takes its normal equations from ``held``; a row rejected now
-    leaves its own there."""
+    whose last step was rejected solves its normal equations, kept in ``held``, again; a row
+    that takes its step gives them up."""
     sa, xa, na = s[rows], x[rows], net[rows]
-    d, fresh, M, g = _direction(F, sa, xa, na, f[rows] - sa, mu[rows], held.slot[rows], held, eye)
+    d = _direction(F, sa, xa, na, f[rows] - sa, mu[rows], rows, held, eye)
     with torch.no_grad():
         s_new = sa + d
         f_new = F(s_new[:, None], xa[:, None], na)[:, 0]
@@ -287,27 +302,36 @@ def _lm_step(F, s, f, x, net, q, mu, rows, eye, held: fp_lm.Held):
     q[rows] = torch.where(better, q_new, q[rows])
     mu[rows] = torch.where(better, mu[rows] / 10, mu[rows] * 10).clamp(min=1e-14)
     held.release(rows[better])
-    kept = (~better[fresh]).nonzero()[:, 0]
-    held.keep(rows[fresh[kept]], M[kept], g[kept])
 
 
-def _direction(F, s, x, net, r, mu, slot, held: fp_lm.Held, eye):
-    """The LM step d [K, S] at rows s [K, S] (x [K, I], net [K], r = F(s) - s [K, S], mu [K]),
-    from the normal equations kept in ``held`` where ``slot`` [K] >= 0, else formed here.
-
-    Returns d, the rows formed here (fresh [k]) and their normal equations M [k, S, S], g [k, S].
-    """
+def _direction(F, s, x, net, r, mu, rows, held: fp_lm.Held, eye):
+    """The LM step d [K, S] at s [K, S] (x [K, I], net [K], r = F(s) - s [K, S], mu [K]) of
+    the polish's rows [K]: from the normal equations kept in ``held`` where a row has them,
+    else formed here, into a slot of ``held`` where one is free."""
+    slot = held.slot[rows]
     fresh = (slot < 0).nonzero()[:, 0]
-    whole = len(fresh) == len(s)  # no row held: no index copies
-    pick = (lambda z: z) if whole else (lambda z: z[fresh])  # noqa: E731
-    J = jacobians(F, pick(s), pick(x), pick(net)) if len(fresh) else s.new_empty(0, *eye.shape)
-    M, g = fp_lm.normal_equations(J.detach(), pick(r), eye)
     d = torch.empty_like(s)
-    d[fresh] = fp_lm.damped_direction(M, g, pick(mu), eye)
-    if not whole:
-        hv = (slot >= 0).nonzero()[:, 0]
-        d[hv] = fp_lm.damped_direction(held.M[slot[hv]], held.g[slot[hv]], mu[hv], eye)
-    return d, fresh, M, g
+    if len(fresh):
+        whole = len(fresh) == len(s)  # no row held: no index copies
+        pick = (lambda z: z) if whole else (lambda z: z[fresh])  # noqa: E731
+        J = jacobians(F, pick(s), pick(x), pick(net)).detach()
+        at = held.claim(rows[fresh])
+        got = at >= 0
+        if not got.all():  # no slot left: formed and solved apart
+            lost = (~got).nonzero()[:, 0]
+            M, g = fp_lm.normal_equations(J[lost], pick(r)[lost], eye)
+            d[fresh[lost]] = fp_lm.damped_direction(M, g, pick(mu)[lost], eye)
+            J, r_f, at = J[got], pick(r)[got], at[got]
+        else:
+            r_f = pick(r)
+        fp_lm.normal_equations(J, r_f, eye, out=(held.M, held.g, at))
+        slot = held.slot[rows]
+    has = (slot >= 0).nonzero()[:, 0]
+    if len(has) == len(s):
+        d = fp_lm.damped_direction(held.M, held.g, mu, eye, at=slot)
+    elif len(has):
+        d[has] = fp_lm.damped_direction(held.M, held.g, mu[has], eye, at=slot[has])
+    return d
 
 
 class Absorb:

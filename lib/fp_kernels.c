@@ -167,33 +167,37 @@ static void damped_lanes(I S, vl *restrict U, vl *restrict d, int *restrict bad)
     }
 }
 
-/* P rows: J [P, S, S], r [P, S] -> M [P, S, S] (upper triangles), g [P, S]. work: S S doubles. */
+/* P rows: J [P, S, S], r [P, S] -> the upper triangle of M and g of row at[p] of M [*, S, S],
+ * g [*, S] (at NULL: row p). work: S S doubles. */
 void lm_normal(I P, I S, const double *restrict J, const double *restrict r, double *restrict M,
-               double *restrict g, double *restrict work) {
-    for (I p = 0; p < P; p++)
-        normal_row(S, J + p * S * S, r + p * S, M + p * S * S, g + p * S, work);
+               double *restrict g, const int64_t *restrict at, double *restrict work) {
+    for (I p = 0; p < P; p++) {
+        const I o = at ? at[p] : p;
+        normal_row(S, J + p * S * S, r + p * S, M + o * S * S, g + o * S, work);
+    }
 }
 
-/* P rows: M [P, S, S] (upper triangles), g [P, S], mu [P] -> d [P, S] solving
- * (M + mu I) d = g, info [P] (1: not positive definite, d undefined). L rows at a time (the
- * last group repeats its first row in the unused lanes). work: L (S (S + 1) / 2 + S) doubles,
- * aligned to 64 bytes. */
+/* P rows: the upper triangles of M [*, S, S] and g [*, S] at rows at[p] (at NULL: row p),
+ * mu [P] -> d [P, S] solving (M + mu I) d = g, info [P] (1: not positive definite, d
+ * undefined). L rows at a time (the last group repeats its first row in the unused lanes).
+ * work: L (S (S + 1) / 2 + S) doubles, aligned to 64 bytes. */
 void lm_damped(I P, I S, const double *restrict M, const double *restrict g,
-               const double *restrict mu, double *restrict d, int32_t *restrict info,
-               double *restrict work) {
+               const int64_t *restrict at, const double *restrict mu, double *restrict d,
+               int32_t *restrict info, double *restrict work) {
     vl *U = (vl *)work, *x = U + tri(S, S);
     for (I p0 = 0; p0 < P; p0 += L) {
-        I rows[L];
+        I rows[L], m[L];
         int bad[L];
         for (int l = 0; l < L; l++) {
-            rows[l] = p0 + l < P ? p0 + l : p0;
+            m[l] = p0 + l < P ? p0 + l : p0;
+            rows[l] = at ? at[m[l]] : m[l];
             bad[l] = 0;
         }
         for (I i = 0; i < S; i++) {
             for (I j = i; j < S; j++)
                 for (int l = 0; l < L; l++) U_(i, j)[l] = M[rows[l] * S * S + i * S + j];
             for (int l = 0; l < L; l++) {
-                U_(i, i)[l] += mu[rows[l]];
+                U_(i, i)[l] += mu[m[l]];
                 x[i][l] = g[rows[l] * S + i];
             }
         }

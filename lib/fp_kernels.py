@@ -5,7 +5,8 @@
   equations of a Levenberg-Marquardt step (``A = J - I``, ``A^T A``, ``-A^T r``), and their
   solution with damping ``mu`` (Cholesky, two triangular solves), in float64; the polish keeps
   the normal equations of a row whose step was rejected and solves them again with a larger
-  ``mu`` (:func:`solve` does both parts);
+  ``mu`` (:func:`solve` does both parts; both can address the rows of a larger buffer, where
+  the polish keeps them, so nothing is copied);
 * :func:`adam_points` is one iteration of :func:`lib.fixed_point_solver.adam`'s per-point
   update (rate, clip, moments, step) in float32;
 * :func:`lstm_jacobian` assembles the LSTM's closed-form Jacobian of many points of one
@@ -39,8 +40,8 @@ def available() -> bool:
     return _lib() is not None
 
 
-_ARGS = {"lm_normal": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 5,
-         "lm_damped": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 6,
+_ARGS = {"lm_normal": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 6,
+         "lm_damped": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 7,
          "adam_points": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 9 + [ctypes.c_int64]
          + [ctypes.c_float] * 5,
          "lstm_jacobian": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 3}
@@ -58,51 +59,82 @@ def usable(*tensors: torch.Tensor, dtype=torch.float64) -> bool:
     return all(t.dtype == dtype and t.device.type == "cpu" for t in tensors) and available()
 
 
-def normal(J: torch.Tensor, r: torch.Tensor):
+def normal(J: torch.Tensor, r: torch.Tensor, out=None):
     """The normal equations of a Levenberg-Marquardt step, row by row.
 
     Parameters
     ----------
     J : [P, S, S] Jacobians dF/ds, r : [P, S] residuals F(s) - s (float64 CPU tensors).
+    out : optional (M [n, S, S], g [n, S], at [P] long), contiguous: row p is written to row
+        ``at[p]`` of M and g (no copy of the [P, S, S] result afterwards).
 
     Returns
     -------
-    M [P, S, S] with ``A^T A`` (``A = J - I``) in its upper triangle (what lies below the diagonal
-    means nothing) and g = ``-A^T r`` [P, S].
+    M with ``A^T A`` (``A = J - I``) in the upper triangle of each written row (what lies below
+    the diagonal means nothing) and g = ``-A^T r``: [P, S, S] and [P, S], or out's M and g.
     """
     P, S = r.shape
     if J.shape != (P, S, S) or not usable(J, r):
         raise ValueError(f"fp_kernels.normal needs float64 CPU J [P, S, S], r [P, S]; "
                          f"got {tuple(J.shape)} {J.dtype}, {tuple(r.shape)} {r.dtype}")
     J, r = J.contiguous(), r.contiguous()
-    M, g = torch.empty(P, S, S, dtype=torch.float64), torch.empty(P, S, dtype=torch.float64)
+    if out is None:
+        M, g, at = torch.empty(P, S, S, dtype=torch.float64), torch.empty(P, S, dtype=torch.float64), None
+    else:
+        M, g, at = _rows_of(out, P, S, "normal")
     work = torch.empty(S * S, dtype=torch.float64)  # held here: C writes into it
     if P:
         _function("lm_normal")(P, S, J.data_ptr(), r.data_ptr(), M.data_ptr(), g.data_ptr(),
-                               work.data_ptr())
+                               _ptr(at), work.data_ptr())
     return M, g
 
 
-def damped(M: torch.Tensor, g: torch.Tensor, mu: torch.Tensor):
+def damped(M: torch.Tensor, g: torch.Tensor, mu: torch.Tensor, at: torch.Tensor | None = None):
     """d solving ``(M + mu I) d = g`` by Cholesky, row by row, from the upper triangles of
-    M [P, S, S], with g [P, S], mu [P] (float64 CPU tensors; M and g as :func:`normal` returns).
+    M [P, S, S], with g [P, S], mu [P] (float64 CPU tensors; M and g as :func:`normal` returns);
+    with ``at`` [P] (long), row p solves row ``at[p]`` of M [n, S, S] and g [n, S] (contiguous).
 
     Returns d [P, S] and ok [P] bool: False where ``M + mu I`` was not numerically positive
     definite (d is undefined there).
     """
-    P, S = g.shape
-    if M.shape != (P, S, S) or mu.shape != (P,) or not usable(M, g, mu):
+    P = len(mu)
+    S = g.shape[-1]
+    if at is None and (M.shape != (P, S, S) or g.shape != (P, S)) or mu.shape != (P,) \
+            or not usable(M, g, mu):
         raise ValueError(f"fp_kernels.damped needs float64 CPU M [P, S, S], g [P, S], mu [P]; "
                          f"got {tuple(M.shape)} {M.dtype}, {tuple(g.shape)} {g.dtype}, "
                          f"{tuple(mu.shape)} {mu.dtype}")
-    M, g, mu = M.contiguous(), g.contiguous(), mu.contiguous()
+    if at is None:
+        M, g = M.contiguous(), g.contiguous()
+    else:
+        M, g, at = _rows_of((M, g, at), P, S, "damped")
+    mu = mu.contiguous()
     d = torch.empty(P, S, dtype=torch.float64)
     info = torch.empty(P, dtype=torch.int32)
     work = _aligned(LANES * (S * (S + 1) // 2 + S))  # packed triangles and right-hand sides
     if P:
-        _function("lm_damped")(P, S, M.data_ptr(), g.data_ptr(), mu.data_ptr(), d.data_ptr(),
-                               info.data_ptr(), work.data_ptr())
+        _function("lm_damped")(P, S, M.data_ptr(), g.data_ptr(), _ptr(at), mu.data_ptr(),
+                               d.data_ptr(), info.data_ptr(), work.data_ptr())
     return d, info == 0
+
+
+def _rows_of(out, P: int, S: int, name: str):
+    """Check (M [n, S, S], g [n, S], at [P]) for row-indexed access: contiguous float64 M and
+    g, every index within [0, n); at as a contiguous int64 tensor."""
+    M, g, at = out
+    at = at.to(torch.int64).contiguous()
+    n = len(M)
+    if M.shape != (n, S, S) or g.shape != (n, S) or at.shape != (P,) or not usable(M, g) \
+            or not (M.is_contiguous() and g.is_contiguous()) \
+            or (P and (int(at.min()) < 0 or int(at.max()) >= n)):
+        raise ValueError(f"fp_kernels.{name}: rows at [P] of contiguous float64 M [n, S, S] and "
+                         f"g [n, S], each in [0, n); got M {tuple(M.shape)}, g {tuple(g.shape)}, "
+                         f"at {tuple(at.shape)}")
+    return M, g, at
+
+
+def _ptr(t: torch.Tensor | None):
+    return None if t is None else t.data_ptr()
 
 
 LANES = 8  # rows that lm_damped solves side by side (its L)
