@@ -184,12 +184,9 @@ def _greedy(s: torch.Tensor, tol: float, chunk: int = 4096) -> torch.Tensor:
     near = torch.cdist(s, s) < tol
     better = torch.tril(near, diagonal=-1)  # better[i, j]: j < i (better q) and within tol
     out = torch.arange(n)
-    some = better.any(1)
-    some[better.any(0)] = True  # the points with a neighbour; every other one keeps itself
-    if some.all():
-        return _greedy_rounds(better)
-    if some.any():
-        idx = some.nonzero()[:, 0]
+    some = better.any(1) | better.any(0)  # the points with a neighbour; the others keep themselves
+    idx = some.nonzero()[:, 0]
+    if len(idx):
         out[idx] = idx[_greedy_rounds(better[idx][:, idx])]
     return out
 

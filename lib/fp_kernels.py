@@ -79,7 +79,7 @@ def normal(J: torch.Tensor, r: torch.Tensor, out=None):
                          f"got {tuple(J.shape)} {J.dtype}, {tuple(r.shape)} {r.dtype}")
     J, r = J.contiguous(), r.contiguous()
     if out is None:
-        M, g, at = torch.empty(P, S, S, dtype=torch.float64), torch.empty(P, S, dtype=torch.float64), None
+        M, g, at = torch.empty(P, S, S, dtype=torch.float64), torch.empty(P, S, dtype=r.dtype), None
     else:
         M, g, at = _rows_of(out, P, S, "normal")
     work = torch.empty(S * S, dtype=torch.float64)  # held here: C writes into it
