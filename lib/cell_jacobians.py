@@ -44,6 +44,15 @@ def _mm(M, W):
     return M @ W[0] if W.shape[0] == 1 else torch.bmm(M, W)
 
 
+def _t(W):
+    """W [P or 1, H, G] -> W^T [P or 1, G, H]; copied into row-major order for one network's
+    weights (a [G, H] copy), so the [P, H, K] products built from it come out row-major too
+    (from the transposed view they come out column-major, and every later pass over them,
+    the normal equations' included, pays a transposing copy)."""
+    Wt = W.transpose(-1, -2)
+    return Wt.contiguous() if W.shape[0] == 1 else Wt
+
+
 def _rows(v, Wt):
     """diag(v) @ Wt for v [P, H] and Wt [P or 1, H, K]: each row of Wt scaled."""
     return v[:, :, None] * Wt
@@ -68,12 +77,12 @@ def _vanilla(spec, p, s, drive, inputs):
     W = p["W"].to(s.dtype)
     z = _lin(s, W, drive)
     d = _dphi(spec, z, models.PHI[spec.activation](z))
-    return _rows(d, W.transpose(-1, -2)), (_diags(d) if inputs else None)
+    return _rows(d, _t(W)), (_diags(d) if inputs else None)
 
 
 def _ugrnn(spec, p, s, drive, inputs):
     H, W = spec.n_hidden, p["W"].to(s.dtype)
-    Wt = W.transpose(-1, -2)
+    Wt = _t(W)
     z = _lin(s, W, drive)
     u, c = torch.sigmoid(z[:, :H]), models.PHI[spec.activation](z[:, H:])
     du, dc = (s - c) * u * (1 - u), (1 - u) * _dphi(spec, z[:, H:], c)
@@ -83,7 +92,7 @@ def _ugrnn(spec, p, s, drive, inputs):
 
 def _gru(spec, p, h, drive, inputs):
     H, W = spec.n_hidden, p["W"].to(h.dtype)
-    Wt = W.transpose(-1, -2)  # [P, G, H]: Wt[:, k] = weights into gate unit k
+    Wt = _t(W)  # [P, G, H]: Wt[:, k] = weights into gate unit k
     zg = _lin(h, W[..., :2 * H], drive[:, :2 * H])
     u, r = torch.sigmoid(zg[:, :H]), torch.sigmoid(zg[:, H:])
     Wc_t = Wt[:, 2 * H:]
@@ -99,8 +108,11 @@ def _gru(spec, p, h, drive, inputs):
         dr = dc * lin * r * (1 - r)
         J = _rows(du, Wt[:, :H]) + _rows(dr, Wt[:, H:2 * H]) + _rows(dc * r, Wc_t)
         return _add_diag(J, u), (_diags(du, dr, dc) if inputs else None)
-    Dr = _rows(dc, Wc_t) * (h * r * (1 - r))[:, None, :]  # dF_i / dzr_k, zc = drive + (r h) Wc
-    J = _mm(Dr, Wt[:, H:2 * H]) + _rows(du, Wt[:, :H]) + _rows(dc, Wc_t) * r[:, None, :]
+    # dF_i / dzr_k (zc = drive + (r h) Wc) and its product from the transposed view, as
+    # always: BLAS sums in an order that depends on the layout of its operands
+    Wv = W.transpose(-1, -2)
+    Dr = _rows(dc, Wv[:, 2 * H:]) * (h * r * (1 - r))[:, None, :]
+    J = _mm(Dr, Wv[:, H:2 * H]) + _rows(du, Wt[:, :H]) + _rows(dc, Wc_t) * r[:, None, :]
     if not inputs:
         return _add_diag(J, u), None
     D = _diags(du, du, dc)
@@ -110,7 +122,6 @@ def _gru(spec, p, h, drive, inputs):
 
 def _lstm(spec, p, s, drive, inputs):
     H, W = spec.n_hidden, p["W"].to(s.dtype)
-    Wt = W.transpose(-1, -2)
     h, c = s[:, :H], s[:, H:]
     z = _lin(h, W, drive)
     i, f, o = (torch.sigmoid(z[:, k * H:(k + 1) * H]) for k in (0, 1, 3))
@@ -124,6 +135,7 @@ def _lstm(spec, p, s, drive, inputs):
     if W.shape[0] == 1 and fp_kernels.usable(W, s):  # one network: the same sums, in one C pass
         J = fp_kernels.lstm_jacobian(W[0], torch.stack([vi, vf, vg, vo, k, f], 1))
     else:
+        Wt = _t(W)
         J = s.new_zeros(len(s), 2 * H, 2 * H)  # [[dh'/dh, dh'/dc], [dc'/dh, dc'/dc]]
         dc_dh = J[:, H:, :H]
         torch.add(_rows(vi, Wt[:, :H]), _rows(vf, Wt[:, H:2 * H]), out=dc_dh)

@@ -23,6 +23,7 @@ from . import fp_kernels, fp_lm
 
 STALL_FACTOR = 10.0  # polish: a row whose q fell less than this over `stall` iterations stops
 CONTRACTION = 0.1  # absorb: a step that shrank the distance to a kept point at least this much
+MU_REJECT = 0.0
 BLOCK_BYTES = 1 << 23  # polish: at most this much of [rows, S, S] Jacobians per block
 
 
@@ -154,9 +155,11 @@ def merge(s: torch.Tensor, q: torch.Tensor, valid: torch.Tensor, system: torch.T
 
     Rule: visit points by increasing q; a point is kept (its own representative) unless a kept
     point of its system lies within ``tol``, which then represents the point (the best such).
-    Computed per system on its distance matrix in rounds: a point is kept once no undecided
-    better neighbour remains, dropped once a better neighbour is kept; the rounds number the
-    longest chain of better neighbours, not the points.
+    In C where :mod:`lib.fp_kernels` runs (float64 on the CPU): point by point, each against
+    the kept points of its system, so the cost is points x kept points. Elsewhere per system
+    on its distance matrix in rounds: a point is kept once no undecided better neighbour
+    remains, dropped once a better neighbour is kept; the rounds number the longest chain of
+    better neighbours, not the points.
 
     Parameters
     ----------
@@ -164,6 +167,11 @@ def merge(s: torch.Tensor, q: torch.Tensor, valid: torch.Tensor, system: torch.T
     """
     rep = torch.full((len(q),), -1, dtype=torch.long)
     idx = valid.nonzero()[:, 0]
+    if fp_kernels.usable(s):  # one pass over all systems, each point against the kept ones
+        idx = idx[torch.argsort(q[idx], stable=True)]
+        idx = idx[torch.argsort(system[idx], stable=True)]  # by system, then by q
+        rep[idx] = idx[fp_kernels.greedy_merge(s[idx], system[idx], tol)]
+        return rep
     order = torch.argsort(system[idx], stable=True)
     idx = idx[order]
     bounds = torch.searchsorted(system[idx], torch.unique(system[idx]), right=True).tolist()
@@ -297,7 +305,7 @@ def _lm_step(F, s, f, x, net, q, mu, rows, eye, held: fp_lm.Held):
     s[rows] = torch.where(better[:, None], s_new, sa)
     f[rows] = torch.where(better[:, None], f_new, f[rows])
     q[rows] = torch.where(better, q_new, q[rows])
-    mu[rows] = torch.where(better, mu[rows] / 10, mu[rows] * 10).clamp(min=1e-14)
+    mu[rows] = torch.where(better, mu[rows] / 10, (mu[rows] * 10).clamp(min=MU_REJECT)).clamp(min=1e-14)
     held.release(rows[better])
 
 

@@ -437,7 +437,15 @@ def _known(fps: FixedPoints | None, S: int, I: int):
 def _system_ids(net: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """System id [P] of every point (net [P], x [P, I]): one per distinct (network, input)."""
     key = torch.cat([net[:, None].to(x.dtype), x], -1)
-    return torch.unique(key, dim=0, return_inverse=True)[1]
+    order = torch.arange(len(key))
+    for c in reversed(range(key.shape[1])):  # rows in lexicographic order (a stable lexsort)
+        order = order[torch.argsort(key[order, c], stable=True)]
+    k = key[order]
+    new = torch.ones(len(k), dtype=torch.bool)
+    new[1:] = (k[1:] != k[:-1]).any(-1)
+    ids = torch.empty(len(k), dtype=torch.long)
+    ids[order] = new.cumsum(0) - 1  # numbered as torch.unique(key, dim=0) numbers its rows
+    return ids
 
 
 def _radius(ref: torch.Tensor) -> torch.Tensor:

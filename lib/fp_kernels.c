@@ -6,6 +6,9 @@
  *   step leaves the point, hence its normal equations, unchanged, so the polish keeps them and
  *   its next try with a larger mu runs only lm_damped. A torch version loops over LAPACK
  *   calls per row and allocates [P, S, S] temporaries; here a row's matrices stay in cache.
+ * - greedy_merge (float64): the merge rule of lib.fixed_point_solver.merge (a point joins the
+ *   first kept point of its system within tol, in q order, else it is kept), point by point:
+ *   its cost is points x kept points, where a distance matrix costs points^2.
  * - adam_points (float32): one iteration of the start phase's Adam, each point with its own
  *   learning rate and gradient clip: the two dozen elementwise torch ops of an iteration in
  *   one pass.
@@ -209,6 +212,33 @@ void lm_damped(I P, I S, const double *restrict M, const double *restrict g,
     }
 }
 #undef U_
+
+/* Greedy merge of n points s [n, S] ordered by (system, q): sys [n] their (non-decreasing)
+ * systems. rep[i] = the first kept point of i's system whose Euclidean distance to i is below
+ * tol, or i itself (then kept). kept [n] is work space. */
+void greedy_merge(I n, I S, const double *restrict s, const int64_t *restrict sys, double tol,
+                  int64_t *restrict rep, int64_t *restrict kept) {
+    I nk = 0;
+    for (I i = 0; i < n; i++) {
+        if (i && sys[i] != sys[i - 1]) nk = 0;
+        const double *x = s + i * S;
+        I r = i;
+        for (I a = 0; a < nk; a++) {
+            const double *y = s + kept[a] * S;
+            double d = 0.0;
+            for (I k = 0; k < S; k++) {
+                double e = x[k] - y[k];
+                d += e * e;
+            }
+            if (sqrt(d) < tol) {
+                r = kept[a];
+                break;
+            }
+        }
+        if (r == i) kept[nk++] = i;
+        rep[i] = r;
+    }
+}
 
 /* One Adam iteration of P points of S coordinates, in place (lib.fixed_point_solver.adam):
  * rate *= up after a lower q, *= down after a higher one (then at most lr_max); q_prev = q;

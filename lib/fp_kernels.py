@@ -7,6 +7,8 @@
   the normal equations of a row whose step was rejected and solves them again with a larger
   ``mu`` (:func:`solve` does both parts; both can address the rows of a larger buffer, where
   the polish keeps them, so nothing is copied);
+* :func:`greedy_merge` applies :func:`lib.fixed_point_solver.merge`'s rule point by point,
+  comparing each point with the kept points of its system only;
 * :func:`adam_points` is one iteration of :func:`lib.fixed_point_solver.adam`'s per-point
   update (rate, clip, moments, step) in float32;
 * :func:`lstm_jacobian` assembles the LSTM's closed-form Jacobian of many points of one
@@ -44,7 +46,9 @@ _ARGS = {"lm_normal": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 6,
          "lm_damped": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 7,
          "adam_points": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 9 + [ctypes.c_int64]
          + [ctypes.c_float] * 5,
-         "lstm_jacobian": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 3}
+         "lstm_jacobian": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 3,
+         "greedy_merge": [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 2 + [ctypes.c_double]
+         + [ctypes.c_void_p] * 2}
 
 
 @functools.cache
@@ -154,6 +158,25 @@ def solve(J: torch.Tensor, r: torch.Tensor, mu: torch.Tensor):
         raise ValueError(f"fp_kernels.solve needs mu [P] for r [P, S]; got {tuple(mu.shape)}, "
                          f"{tuple(r.shape)}")
     return damped(*normal(J, r), mu)
+
+
+def greedy_merge(s: torch.Tensor, system: torch.Tensor, tol: float) -> torch.Tensor:
+    """The merge rule of :func:`lib.fixed_point_solver.merge` on points s [n, S] (float64)
+    ordered by (system, q), system [n] (long, non-decreasing): the position [n] of each
+    point's representative, the first kept point of its system closer than tol (the point
+    itself when there is none; it is then kept). Cost: points x kept points x S."""
+    n, S = s.shape
+    if system.shape != (n,) or system.dtype != torch.int64 or not usable(s) \
+            or (n > 1 and bool((system[1:] < system[:-1]).any())):
+        raise ValueError(f"fp_kernels.greedy_merge needs float64 CPU s [n, S] and a "
+                         f"non-decreasing int64 system [n]; got {tuple(s.shape)} {s.dtype}, "
+                         f"{tuple(system.shape)} {system.dtype}")
+    s, system = s.contiguous(), system.contiguous()
+    rep, kept = torch.empty(n, dtype=torch.int64), torch.empty(n, dtype=torch.int64)
+    if n:
+        _function("greedy_merge")(n, S, s.data_ptr(), system.data_ptr(), float(tol),
+                                  rep.data_ptr(), kept.data_ptr())
+    return rep
 
 
 def adam_points(s, g, m, v, rate, log_g, q, q_prev, active, t: int, up: float, down: float,

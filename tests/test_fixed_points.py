@@ -7,7 +7,7 @@ import torch
 
 from lib import fixed_point_solver as solver
 from lib import fixed_points as fp
-from lib import fp_adapters, fp_recall, models
+from lib import fp_adapters, fp_kernels, fp_recall, models
 
 FAST = fp.FixedPointConfig(n_init=32, adam_iters=300, init_noise=0.5, midpoint_rounds=0)
 
@@ -308,8 +308,13 @@ def test_save_load_roundtrip_without_pickle(tmp_path):
         np.testing.assert_array_equal(getattr(back, name), getattr(res, name))
 
 
+@pytest.mark.parametrize("compiled", [True, False])  # the C pass, the torch rounds
 @pytest.mark.parametrize("tol", [0.15, 0.04])  # most points with a neighbour; a few
-def test_merge_equals_sequential_greedy(tol):
+def test_merge_equals_sequential_greedy(tol, compiled, monkeypatch):
+    if compiled and not fp_kernels.available():
+        pytest.skip("no C compiler: the compiled merge is not built")
+    if not compiled:
+        monkeypatch.setattr(solver.fp_kernels, "usable", lambda *t, **k: False)
     g = torch.Generator().manual_seed(2)
     s = torch.randn(180, 2, generator=g, dtype=torch.float64) * 0.3
     q = torch.rand(180, generator=g, dtype=torch.float64)
@@ -324,6 +329,16 @@ def test_merge_equals_sequential_greedy(tol):
             if not near:
                 kept.append(i)
     assert (rep[~valid] == -1).all() and 0 < (rep == torch.arange(180)).sum() < valid.sum()
+
+
+def test_system_ids_number_the_distinct_network_input_pairs_in_sorted_order():
+    g = torch.Generator().manual_seed(5)
+    net = torch.randint(4, (400,), generator=g)
+    x = torch.randint(3, (400, 2), generator=g).double() * 0.5
+    x[::9, 0] = -0.0  # the same input as 0.0
+    key = torch.cat([net[:, None].double(), x], -1)
+    assert torch.equal(fp._system_ids(net, x), torch.unique(key, dim=0, return_inverse=True)[1])
+    assert torch.equal(fp._system_ids(net, x[:, :0]), net)  # no input: one system per network
 
 
 def test_nearest_in_the_same_system_per_system_equals_one_masked_matrix():
