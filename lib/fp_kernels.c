@@ -218,6 +218,9 @@ void lm_damped(I P, I S, const double *restrict M, const double *restrict g,
  * tol, or i itself (then kept). kept [n] is work space. */
 void greedy_merge(I n, I S, const double *restrict s, const int64_t *restrict sys, double tol,
                   int64_t *restrict rep, int64_t *restrict kept) {
+    /* partial sums of squares only grow, so a pair is far once one passes cut (> tol^2,
+     * with room for rounding): most pairs are decided after a few coordinates */
+    const double cut = tol * tol * (1.0 + 1e-9);
     I nk = 0;
     for (I i = 0; i < n; i++) {
         if (i && sys[i] != sys[i - 1]) nk = 0;
@@ -226,11 +229,14 @@ void greedy_merge(I n, I S, const double *restrict s, const int64_t *restrict sy
         for (I a = 0; a < nk; a++) {
             const double *y = s + kept[a] * S;
             double d = 0.0;
-            for (I k = 0; k < S; k++) {
-                double e = x[k] - y[k];
-                d += e * e;
+            for (I k0 = 0; k0 < S && d < cut; k0 += 8) {
+                I k1 = k0 + 8 < S ? k0 + 8 : S;
+                for (I k = k0; k < k1; k++) {
+                    double e = x[k] - y[k];
+                    d += e * e;
+                }
             }
-            if (sqrt(d) < tol) {
+            if (d < cut && sqrt(d) < tol) {
                 r = kept[a];
                 break;
             }

@@ -308,9 +308,11 @@ def test_save_load_roundtrip_without_pickle(tmp_path):
         np.testing.assert_array_equal(getattr(back, name), getattr(res, name))
 
 
+@pytest.mark.parametrize("dim", [2, 19])  # one block of coordinates in C; three (far pairs
+# are decided in the first)
 @pytest.mark.parametrize("compiled", [True, False])  # the C pass, the torch rounds
 @pytest.mark.parametrize("tol", [0.15, 0.04])  # most points with a neighbour; a few
-def test_merge_equals_sequential_greedy(tol, compiled, monkeypatch):
+def test_merge_equals_sequential_greedy(tol, compiled, dim, monkeypatch):
     if compiled and not fp_kernels.available():
         pytest.skip("no C compiler: the compiled merge is not built")
     if not compiled:
@@ -318,6 +320,7 @@ def test_merge_equals_sequential_greedy(tol, compiled, monkeypatch):
     g = torch.Generator().manual_seed(2)
     s = torch.randn(180, 2, generator=g, dtype=torch.float64) * 0.3
     q = torch.rand(180, generator=g, dtype=torch.float64)
+    s = torch.cat([s, torch.randn(180, dim - 2, generator=g, dtype=torch.float64) * 0.005], 1)
     valid = torch.rand(180, generator=g) > 0.2
     system = torch.arange(180) % 3
     rep = solver.merge(s, q, valid, system, tol=tol)
