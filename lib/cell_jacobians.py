@@ -18,10 +18,11 @@ from . import fp_kernels, models
 
 
 def jacobians(spec: models.CellSpec, params: dict, s: torch.Tensor, x: torch.Tensor,
-              inputs: bool = True):
-    """``(dF/ds [P, S, S], dF/dx [P, S, I] or None)`` at points s [P, S] under inputs x [P, I]."""
+              inputs: bool = True, out: torch.Tensor | None = None):
+    """``(dF/ds [P, S, S], dF/dx [P, S, I] or None)`` at points s [P, S] under inputs x [P, I];
+    dF/ds is written into ``out`` [P, S, S] (contiguous) when given."""
     drive = models.input_drive(params, x[:, None].to(s.dtype))[:, 0]
-    J, D = _ARCH[spec.arch](spec, params, s, drive, inputs)
+    J, D = _ARCH[spec.arch](spec, params, s, drive, inputs, out)
     return J, (D @ params["U"].to(s.dtype).transpose(-1, -2) if inputs else None)
 
 
@@ -53,9 +54,14 @@ def _t(W):
     return Wt.contiguous() if W.shape[0] == 1 else Wt
 
 
-def _rows(v, Wt):
-    """diag(v) @ Wt for v [P, H] and Wt [P or 1, H, K]: each row of Wt scaled."""
-    return v[:, :, None] * Wt
+def _rows(v, Wt, out=None):
+    """diag(v) @ Wt for v [P, H] and Wt [P or 1, H, K]: each row of Wt scaled (into out)."""
+    return torch.mul(v[:, :, None], Wt, out=out)
+
+
+def _sum(a, b, out=None):
+    """a + b (into out)."""
+    return torch.add(a, b, out=out)
 
 
 def _add_diag(J, v):
@@ -73,24 +79,24 @@ def _diags(*vs):
     return out
 
 
-def _vanilla(spec, p, s, drive, inputs):
+def _vanilla(spec, p, s, drive, inputs, out=None):
     W = p["W"].to(s.dtype)
     z = _lin(s, W, drive)
     d = _dphi(spec, z, models.PHI[spec.activation](z))
-    return _rows(d, _t(W)), (_diags(d) if inputs else None)
+    return _rows(d, _t(W), out), (_diags(d) if inputs else None)
 
 
-def _ugrnn(spec, p, s, drive, inputs):
+def _ugrnn(spec, p, s, drive, inputs, out=None):
     H, W = spec.n_hidden, p["W"].to(s.dtype)
     Wt = _t(W)
     z = _lin(s, W, drive)
     u, c = torch.sigmoid(z[:, :H]), models.PHI[spec.activation](z[:, H:])
     du, dc = (s - c) * u * (1 - u), (1 - u) * _dphi(spec, z[:, H:], c)
-    J = _add_diag(_rows(du, Wt[:, :H]) + _rows(dc, Wt[:, H:]), u)
+    J = _add_diag(_sum(_rows(du, Wt[:, :H]), _rows(dc, Wt[:, H:]), out), u)
     return J, (_diags(du, dc) if inputs else None)
 
 
-def _gru(spec, p, h, drive, inputs):
+def _gru(spec, p, h, drive, inputs, out=None):
     H, W = spec.n_hidden, p["W"].to(h.dtype)
     Wt = _t(W)  # [P, G, H]: Wt[:, k] = weights into gate unit k
     zg = _lin(h, W[..., :2 * H], drive[:, :2 * H])
@@ -106,13 +112,13 @@ def _gru(spec, p, h, drive, inputs):
     du = (h - c) * u * (1 - u)
     if spec.gru_reset_after:  # zc = drive + r * lin
         dr = dc * lin * r * (1 - r)
-        J = _rows(du, Wt[:, :H]) + _rows(dr, Wt[:, H:2 * H]) + _rows(dc * r, Wc_t)
+        J = _sum(_rows(du, Wt[:, :H]) + _rows(dr, Wt[:, H:2 * H]), _rows(dc * r, Wc_t), out)
         return _add_diag(J, u), (_diags(du, dr, dc) if inputs else None)
     # dF_i / dzr_k (zc = drive + (r h) Wc) and its product from the transposed view, as
     # always: BLAS sums in an order that depends on the layout of its operands
     Wv = W.transpose(-1, -2)
     Dr = _rows(dc, Wv[:, 2 * H:]) * (h * r * (1 - r))[:, None, :]
-    J = _mm(Dr, Wv[:, H:2 * H]) + _rows(du, Wt[:, :H]) + _rows(dc, Wc_t) * r[:, None, :]
+    J = _sum(_mm(Dr, Wv[:, H:2 * H]) + _rows(du, Wt[:, :H]), _rows(dc, Wc_t) * r[:, None, :], out)
     if not inputs:
         return _add_diag(J, u), None
     D = _diags(du, du, dc)
@@ -120,7 +126,7 @@ def _gru(spec, p, h, drive, inputs):
     return _add_diag(J, u), D
 
 
-def _lstm(spec, p, s, drive, inputs):
+def _lstm(spec, p, s, drive, inputs, out=None):
     H, W = spec.n_hidden, p["W"].to(s.dtype)
     h, c = s[:, :H], s[:, H:]
     z = _lin(h, W, drive)
@@ -133,10 +139,11 @@ def _lstm(spec, p, s, drive, inputs):
     vi, vf, vg = g * i * (1 - i), c * f * (1 - f), i * _dphi(spec, z[:, 2 * H:3 * H], g)
     vo, k = pc * o * (1 - o), o * dpc
     if W.shape[0] == 1 and fp_kernels.usable(W, s):  # one network: the same sums, in one C pass
-        J = fp_kernels.lstm_jacobian(W[0], torch.stack([vi, vf, vg, vo, k, f], 1))
+        J = fp_kernels.lstm_jacobian(W[0], torch.stack([vi, vf, vg, vo, k, f], 1), out)
     else:
         Wt = _t(W)
-        J = s.new_zeros(len(s), 2 * H, 2 * H)  # [[dh'/dh, dh'/dc], [dc'/dh, dc'/dc]]
+        # [[dh'/dh, dh'/dc], [dc'/dh, dc'/dc]]
+        J = s.new_zeros(len(s), 2 * H, 2 * H) if out is None else out.zero_()
         dc_dh = J[:, H:, :H]
         torch.add(_rows(vi, Wt[:, :H]), _rows(vf, Wt[:, H:2 * H]), out=dc_dh)
         dc_dh.add_(_rows(vg, Wt[:, 2 * H:3 * H]))

@@ -36,16 +36,15 @@ class CellMap:
             self._cast[dtype] = {k: v.to(dtype) for k, v in self.params.items()}
         return self._cast[dtype]
 
-    def _per_network(self, fn, dtype, net, *rows, flatten: bool = False, shared: bool = False):
-        """``fn(params, *rows)`` with params [R, ...] the weights of each row's network.
+    def _per_network(self, fn, dtype, net, *rows):
+        """``fn(params, *rows)`` for rows [R, B, ...] of points that evolve apart, row r under
+        the weights of network ``net[r]``.
 
-        Rows are grouped by network and each group sees its network's weights expanded to
-        its rows (a view, never a copy: gathering [R, H, G] weights per row costs more than
-        the step itself). With ``flatten`` (rows [c, B, ...] of points that evolve apart),
-        a group's c rows become one row of c x B points under its network's weights [1, ...],
-        so each network costs one matrix product, not c small ones. With ``shared``, a group's
-        rows see its network's weights as [1, ...] (``fn`` broadcasts them). Outputs (a tensor
-        or a tuple of tensors or None) come back in the order of the rows.
+        Rows are grouped by network and a group's c rows become one row of c x B points
+        under its network's weights [1, ...] (a view, never a copy: gathering [R, H, G]
+        weights per row costs more than the step itself), so each network costs one matrix
+        product, not c small ones. Outputs (a tensor or a tuple of tensors or None) come
+        back in the order of the rows.
         """
         p = self._weights(dtype)
         n = p["W"].shape[0]
@@ -53,27 +52,20 @@ class CellMap:
             return fn(p, *rows)
         if len(net) == 0:
             return fn({k: v[:0] for k, v in p.items()}, *rows)
-        ordered = bool((net[1:] >= net[:-1]).all())  # the usual case: no gather, no scatter
-        order = torch.arange(len(net)) if ordered else torch.argsort(net, stable=True)
-        parts, start = [], 0
-        for i, c in enumerate(torch.bincount(net, minlength=n).tolist()):
-            if c:
-                idx = slice(start, start + c) if ordered else order[start:start + c]
-                group = [r[idx] for r in rows]
-                if flatten:
-                    out = fn({k: v[i:i + 1] for k, v in p.items()},
-                             *(g.reshape(1, -1, g.shape[-1]) for g in group))
-                    back_shape = lambda o: o.reshape(*group[0].shape[:2], *o.shape[2:])  # noqa: E731
-                    parts.append(tuple(map(back_shape, out)) if isinstance(out, tuple)
-                                 else back_shape(out))
-                else:
-                    parts.append(fn({k: v[i:i + 1] if shared else v[i:i + 1].expand(c, *v.shape[1:])
-                                     for k, v in p.items()}, *group))
-                start += c
+        parts = []
+        for i, idx in _groups(net, n):
+            group = [r[idx] for r in rows]
+            out = fn({k: v[i:i + 1] for k, v in p.items()},
+                     *(g.reshape(1, -1, g.shape[-1]) for g in group))
+            back_shape = lambda o: o.reshape(*group[0].shape[:2], *o.shape[2:])  # noqa: E731
+            parts.append(tuple(map(back_shape, out)) if isinstance(out, tuple)
+                         else back_shape(out))
+        ordered = isinstance(idx, slice)  # (all groups alike)
         if ordered and len(parts) == 1:
             return parts[0]
-        back = torch.empty_like(order)
-        back[order] = torch.arange(len(order))
+        if not ordered:
+            back = torch.empty_like(net)
+            back[torch.argsort(net, stable=True)] = torch.arange(len(net))
         cat = lambda z: torch.cat(z) if ordered else torch.cat(z)[back]  # noqa: E731
         join = lambda k: None if parts[0][k] is None else cat([o[k] for o in parts])  # noqa: E731
         if torch.is_tensor(parts[0]):
@@ -84,7 +76,7 @@ class CellMap:
         if x.shape[-1] == 0:  # searched without an input: the cell sees zeros
             x = s.new_zeros(*s.shape[:2], self.spec.n_in)
         step = lambda p, s, x: models.step(self.spec, p, s, x)  # noqa: E731
-        return self._per_network(step, s.dtype, net, s, x.to(s.dtype), flatten=True)
+        return self._per_network(step, s.dtype, net, s, x.to(s.dtype))
 
     def q_and_grad(self, s, x, net):
         """``q [R, B]`` and its closed-form gradient ``dq/ds [R, B, S]`` at s [R, B, S] under
@@ -93,15 +85,41 @@ class CellMap:
             x = s.new_zeros(*s.shape[:2], self.spec.n_in)
         fn = lambda p, s, x: cell_jacobians.q_and_grad(  # noqa: E731
             self.spec, p, s, models.input_drive(p, x).expand(s.shape[0], -1, -1))
-        return self._per_network(fn, s.dtype, net, s, x.to(s.dtype), flatten=True)
+        return self._per_network(fn, s.dtype, net, s, x.to(s.dtype))
 
     def jacobians(self, s, x, net, inputs: bool = True):
         """Closed form ``dF/ds [P, S, S]`` and ``dF/dx [P, S, I]`` (None unless ``inputs``) at
-        s [P, S] under x [P, I] for networks net [P]."""
+        s [P, S] under x [P, I] for networks net [P]: each network's rows at once, written
+        straight into their rows of dF/ds where they lie side by side (no [P, S, S] copy)."""
         xin = s.new_zeros(len(s), self.spec.n_in) if x.shape[-1] == 0 else x.to(s.dtype)
-        jac = lambda p, s, x: cell_jacobians.jacobians(self.spec, p, s, x, inputs)  # noqa: E731
-        J, Jx = self._per_network(jac, s.dtype, net, s, xin, shared=True)
+        p = self._weights(s.dtype)
+        n, (P, S) = p["W"].shape[0], s.shape
+        J = s.new_empty(P, S, S)
+        Jx = s.new_empty(P, S, self.spec.n_in) if inputs else None
+        whole = P == n and torch.equal(net, torch.arange(n))  # one row per network, in order
+        for i, idx in [(None, slice(0, P))] if whole else _groups(net, n):
+            w = p if whole else {k: v[i:i + 1] for k, v in p.items()}
+            ordered = isinstance(idx, slice)
+            Ji, Jxi = cell_jacobians.jacobians(self.spec, w, s[idx], xin[idx], inputs,
+                                               out=J[idx] if ordered else None)
+            if not ordered:
+                J[idx] = Ji
+            if inputs:
+                Jx[idx] = Jxi
         return J, (Jx[..., :x.shape[-1]] if inputs else None)
+
+
+def _groups(net: torch.Tensor, n: int):
+    """(network, rows) for every network of the n with rows in net [R], in network order:
+    rows as a slice where net is sorted (the usual case: no gather, no scatter), else as an
+    index tensor [c] into net."""
+    ordered = bool((net[1:] >= net[:-1]).all())
+    order = None if ordered else torch.argsort(net, stable=True)
+    start = 0
+    for i, c in enumerate(torch.bincount(net, minlength=n).tolist()):
+        if c:
+            yield i, slice(start, start + c) if ordered else order[start:start + c]
+            start += c
 
 
 def cell_map(spec: models.CellSpec, params: dict, x_star):

@@ -198,16 +198,19 @@ def adam_points(s, g, m, v, rate, log_g, q, q_prev, active, t: int, up: float, d
                                  up, down, lr_max, 1 - 0.9 ** t, 1 - 0.999 ** t)
 
 
-def lstm_jacobian(W: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def lstm_jacobian(W: torch.Tensor, v: torch.Tensor, out: torch.Tensor | None = None):
     """The LSTM's Jacobian at P points of one network, as :mod:`lib.cell_jacobians` assembles
     it in torch ops, bit for bit: W [H, 4H] (float64), v [P, 6, H] the per-unit factors
-    (vi, vf, vg, vo, k, f) -> J [P, 2H, 2H]."""
+    (vi, vf, vg, vo, k, f) -> J [P, 2H, 2H] (written into ``out``, contiguous, if given)."""
     H = W.shape[0]
     P = v.shape[0]
     if W.shape != (H, 4 * H) or v.shape != (P, 6, H) or not usable(W, v):
         raise ValueError(f"lstm_jacobian: W [H, 4H] and v [P, 6, H] float64 on the CPU, got "
                          f"{tuple(W.shape)} {W.dtype} and {tuple(v.shape)} {v.dtype}")
     W, v = W.contiguous(), v.contiguous()
-    J = torch.empty(P, 2 * H, 2 * H, dtype=torch.float64)
+    J = torch.empty(P, 2 * H, 2 * H, dtype=torch.float64) if out is None else out
+    if J.shape != (P, 2 * H, 2 * H) or not J.is_contiguous() or not usable(J):
+        raise ValueError(f"lstm_jacobian: out must be a contiguous float64 [P, 2H, 2H] CPU "
+                         f"tensor, got {tuple(J.shape)} {J.dtype}")
     _function("lstm_jacobian")(P, H, W.data_ptr(), v.data_ptr(), J.data_ptr())
     return J
