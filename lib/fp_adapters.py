@@ -23,18 +23,33 @@ class CellMap:
     """Step map of every network of a trained shard (params [N, ...], not modified).
 
     Rows whose ``net`` is the whole network axis in order use the stacked weights as they are
-    (the start phase); other rows (candidates of the polish) gather their network's weights.
+    (the start phase); rows of many points each (further rounds' starts) use their networks'
+    weights gathered row by row, once for as long as the rows stay the same; rows of a few
+    points (candidates of the polish) are grouped by network (:meth:`_per_network`).
     """
+
+    GATHER_POINTS = 16  # rows of at least this many points use gathered weights: the copy of
+    # a network's weights per row then costs at most 1/16 of the row's products
 
     def __init__(self, spec: models.CellSpec, params: dict):
         self.spec = spec
         self.params = {k: v.detach() for k, v in params.items()}
         self._cast = {}
+        self._gathered = None  # (dtype, net [R], weights [R, ...]) of the last rows gathered
 
     def _weights(self, dtype) -> dict:
         if dtype not in self._cast:
             self._cast[dtype] = {k: v.to(dtype) for k, v in self.params.items()}
         return self._cast[dtype]
+
+    def _row_weights(self, dtype, net) -> dict:
+        """Weights [R, ...] of the network of every row (net [R]), gathered once and kept
+        while the same rows come back (the start phase steps them many times)."""
+        g = self._gathered
+        if g is None or g[0] != dtype or not torch.equal(g[1], net):
+            g = self._gathered = (dtype, net.clone(),
+                                  {k: v[net] for k, v in self._weights(dtype).items()})
+        return g[2]
 
     def _per_network(self, fn, dtype, net, *rows):
         """``fn(params, *rows)`` for rows [R, B, ...] of points that evolve apart, row r under
@@ -52,6 +67,8 @@ class CellMap:
             return fn(p, *rows)
         if len(net) == 0:
             return fn({k: v[:0] for k, v in p.items()}, *rows)
+        if rows[0].shape[1] >= self.GATHER_POINTS:
+            return fn(self._row_weights(dtype, net), *rows)
         parts = []
         for i, idx in _groups(net, n):
             group = [r[idx] for r in rows]

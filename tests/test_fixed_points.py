@@ -510,6 +510,26 @@ def test_cell_map_on_rows_of_networks_in_any_order_and_on_none():
     assert J0.shape == (0, 8, 8) and Jx0.shape == (0, 8, 2)
 
 
+@pytest.mark.parametrize("points", [3, fp.CellMap.GATHER_POINTS])  # grouped; gathered weights
+def test_cell_map_rows_of_many_points_equal_each_network_alone(points):
+    """Rows of several points each (the further rounds' starts), unsorted: step and q and
+    gradient equal each network's own map, bit for bit, also when the same rows come back."""
+    spec = models.CellSpec("gru", "relu", n_in=2, n_hidden=4, n_out=1)
+    params = models.init_params(spec, [0, 1, 2])
+    F = fp.CellMap(spec, params)
+    g = torch.Generator().manual_seed(3)
+    net = torch.tensor([2, 0, 2, 1])
+    for _ in range(2):
+        s = torch.randn(4, points, 4, generator=g)
+        x = torch.randn(4, points, 2, generator=g)
+        out, (q, grad) = F(s, x, net), F.q_and_grad(s, x, net)
+        for r, i in enumerate(net.tolist()):
+            one = fp.CellMap(spec, models.select(params, [i]))
+            assert torch.equal(out[r], one(s[r:r + 1], x[r:r + 1], torch.tensor([0]))[0])
+            q1, g1 = one.q_and_grad(s[r:r + 1], x[r:r + 1], torch.tensor([0]))
+            assert torch.equal(q[r], q1[0]) and torch.equal(grad[r], g1[0])
+
+
 def test_wide_starts_are_the_last_fraction_with_their_own_noise():
     ref = torch.zeros(1, 4, 3, dtype=torch.float64)
     ref[0, :, 0] = torch.tensor([-1.0, 1.0, -1.0, 1.0])  # pooled sd = sqrt(4/3 / 3)
