@@ -21,9 +21,21 @@ def jacobians(spec: models.CellSpec, params: dict, s: torch.Tensor, x: torch.Ten
               inputs: bool = True, out: torch.Tensor | None = None):
     """``(dF/ds [P, S, S], dF/dx [P, S, I] or None)`` at points s [P, S] under inputs x [P, I];
     dF/ds is written into ``out`` [P, S, S] (contiguous) when given."""
-    drive = models.input_drive(params, x[:, None].to(s.dtype))[:, 0]
-    J, D = _ARCH[spec.arch](spec, params, s, drive, inputs, out)
+    J, D = _ARCH[spec.arch](spec, params, s, input_drive(params, x[:, None].to(s.dtype))[:, 0],
+                            inputs, out)
     return J, (D @ params["U"].to(s.dtype).transpose(-1, -2) if inputs else None)
+
+
+def input_drive(params: dict, x: torch.Tensor) -> torch.Tensor:
+    """:func:`lib.models.input_drive` (``x U + b``: x [N or 1, ..., B, I] -> [N, ..., B, G]);
+    where every input is zero (a search without input) the bias itself, expanded, with no
+    product (the same numbers: 0 U + b = b)."""
+    if x.shape[-1] and x.any():
+        return models.input_drive(params, x)
+    U, b = params["U"], params["b"]
+    lead = (U.shape[0],) + (1,) * (x.dim() - 3)
+    return b.reshape(*lead, *b.shape[1:]).expand(
+        *torch.broadcast_shapes(x.shape[:-2], lead), x.shape[-2], b.shape[-1])
 
 
 def _dphi(spec, z, y):

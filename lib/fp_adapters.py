@@ -92,7 +92,8 @@ class CellMap:
     def __call__(self, s, x, net):
         if x.shape[-1] == 0:  # searched without an input: the cell sees zeros
             x = s.new_zeros(*s.shape[:2], self.spec.n_in)
-        step = lambda p, s, x: models.step(self.spec, p, s, x)  # noqa: E731
+        step = lambda p, s, x: models.update(  # noqa: E731  (models.step, with the drive below)
+            self.spec, p, s, cell_jacobians.input_drive(p, x).expand(s.shape[0], -1, -1))
         return self._per_network(step, s.dtype, net, s, x.to(s.dtype))
 
     def q_and_grad(self, s, x, net):
@@ -101,7 +102,7 @@ class CellMap:
         if x.shape[-1] == 0:
             x = s.new_zeros(*s.shape[:2], self.spec.n_in)
         fn = lambda p, s, x: cell_jacobians.q_and_grad(  # noqa: E731
-            self.spec, p, s, models.input_drive(p, x).expand(s.shape[0], -1, -1))
+            self.spec, p, s, cell_jacobians.input_drive(p, x).expand(s.shape[0], -1, -1))
         return self._per_network(fn, s.dtype, net, s, x.to(s.dtype))
 
     def jacobians(self, s, x, net, inputs: bool = True):

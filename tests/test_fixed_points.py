@@ -7,7 +7,7 @@ import torch
 
 from lib import fixed_point_solver as solver
 from lib import fixed_points as fp
-from lib import fp_adapters, fp_kernels, fp_recall, models
+from lib import cell_jacobians, fp_adapters, fp_kernels, fp_recall, models
 
 FAST = fp.FixedPointConfig(n_init=32, adam_iters=300, init_noise=0.5, midpoint_rounds=0)
 
@@ -508,6 +508,18 @@ def test_cell_map_on_rows_of_networks_in_any_order_and_on_none():
         assert torch.allclose(F(s[:, None], x[:, None], net)[r], alone)
     J0, Jx0 = F.jacobians(s[:0], x[:0], net[:0])
     assert J0.shape == (0, 8, 8) and Jx0.shape == (0, 8, 2)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 2), (1, 5, 2), (3, 1, 5, 2)])
+def test_search_input_drive_equals_the_cells_also_without_input(shape):
+    """The search's input drive is lib.models.input_drive, bit for bit; for zero inputs the
+    bias itself, with no product."""
+    spec = models.CellSpec("gru", "tanh", n_in=2, n_hidden=4, n_out=1)
+    params = models.init_params(spec, [0, 1, 2])
+    params["b"] = torch.randn(params["b"].shape, generator=torch.Generator().manual_seed(0))
+    for x in (torch.zeros(shape), torch.randn(shape)):
+        got, ref = cell_jacobians.input_drive(params, x), models.input_drive(params, x)
+        assert got.shape == ref.shape and torch.equal(got, ref)
 
 
 @pytest.mark.parametrize("points", [3, fp.CellMap.GATHER_POINTS])  # grouped; gathered weights
