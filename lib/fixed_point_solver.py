@@ -23,7 +23,6 @@ from . import fp_kernels, fp_lm
 
 STALL_FACTOR = 10.0  # polish: a row whose q fell less than this over `stall` iterations stops
 CONTRACTION = 0.1  # absorb: a step that shrank the distance to a kept point at least this much
-MU_REJECT = 0.0
 BLOCK_BYTES = 1 << 23  # polish: at most this much of [rows, S, S] Jacobians per block
 
 
@@ -302,11 +301,11 @@ def _lm_step(F, s, f, x, net, q, mu, rows, eye, held: fp_lm.Held):
         f_new = F(s_new[:, None], xa[:, None], na)[:, 0]
         q_new = 0.5 * (f_new - s_new).pow(2).sum(-1)
     better = q_new < q[rows]  # NaN (overflow) compares False: the old point stays
-    s[rows] = torch.where(better[:, None], s_new, sa)
-    f[rows] = torch.where(better[:, None], f_new, f[rows])
-    q[rows] = torch.where(better, q_new, q[rows])
-    mu[rows] = torch.where(better, mu[rows] / 10, (mu[rows] * 10).clamp(min=MU_REJECT)).clamp(min=1e-14)
-    held.release(rows[better])
+    took = rows[better]
+    s[took], f[took], q[took] = s_new[better], f_new[better], q_new[better]
+    m = mu[rows]
+    mu[rows] = torch.where(better, m / 10, m * 10).clamp(min=1e-14)
+    held.release(took)
 
 
 def _direction(F, s, x, net, r, mu, rows, held: fp_lm.Held, eye):
