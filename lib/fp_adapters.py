@@ -55,9 +55,11 @@ class CellMap:
         """``fn(params, *rows)`` for rows [R, B, ...] of points that evolve apart, row r under
         the weights of network ``net[r]``.
 
-        Rows are grouped by network and a group's c rows become one row of c x B points
-        under its network's weights [1, ...] (a view, never a copy: gathering [R, H, G]
-        weights per row costs more than the step itself), so each network costs one matrix
+        Rows of at least ``GATHER_POINTS`` points go in one batched call under their
+        networks' weights gathered row by row (:meth:`_row_weights`). Rows of fewer points
+        are grouped by network and a group's c rows become one row of c x B points under its
+        network's weights [1, ...] (a view: for rows of one point, gathering [R, H, G] weights
+        per row would cost as much as the step itself), so each network costs one matrix
         product, not c small ones. Outputs (a tensor or a tuple of tensors or None) come
         back in the order of the rows.
         """
