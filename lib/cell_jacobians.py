@@ -71,11 +71,6 @@ def _rows(v, Wt, out=None):
     return torch.mul(v[:, :, None], Wt, out=out)
 
 
-def _sum(a, b, out=None):
-    """a + b (into out)."""
-    return torch.add(a, b, out=out)
-
-
 def _add_diag(J, v):
     """J [P, H, H] + diag(v) for v [P, H], in place; returns J."""
     torch.diagonal(J, dim1=-2, dim2=-1).add_(v)
@@ -104,7 +99,7 @@ def _ugrnn(spec, p, s, drive, inputs, out=None):
     z = _lin(s, W, drive)
     u, c = torch.sigmoid(z[:, :H]), models.PHI[spec.activation](z[:, H:])
     du, dc = (s - c) * u * (1 - u), (1 - u) * _dphi(spec, z[:, H:], c)
-    J = _add_diag(_sum(_rows(du, Wt[:, :H]), _rows(dc, Wt[:, H:]), out), u)
+    J = _add_diag(torch.add(_rows(du, Wt[:, :H]), _rows(dc, Wt[:, H:]), out=out), u)
     return J, (_diags(du, dc) if inputs else None)
 
 
@@ -124,13 +119,15 @@ def _gru(spec, p, h, drive, inputs, out=None):
     du = (h - c) * u * (1 - u)
     if spec.gru_reset_after:  # zc = drive + r * lin
         dr = dc * lin * r * (1 - r)
-        J = _sum(_rows(du, Wt[:, :H]) + _rows(dr, Wt[:, H:2 * H]), _rows(dc * r, Wc_t), out)
+        J = torch.add(_rows(du, Wt[:, :H]) + _rows(dr, Wt[:, H:2 * H]), _rows(dc * r, Wc_t),
+                      out=out)
         return _add_diag(J, u), (_diags(du, dr, dc) if inputs else None)
     # dF_i / dzr_k (zc = drive + (r h) Wc) and its product from the transposed view, as
     # always: BLAS sums in an order that depends on the layout of its operands
     Wv = W.transpose(-1, -2)
     Dr = _rows(dc, Wv[:, 2 * H:]) * (h * r * (1 - r))[:, None, :]
-    J = _sum(_mm(Dr, Wv[:, H:2 * H]) + _rows(du, Wt[:, :H]), _rows(dc, Wc_t) * r[:, None, :], out)
+    J = torch.add(_mm(Dr, Wv[:, H:2 * H]) + _rows(du, Wt[:, :H]), _rows(dc, Wc_t) * r[:, None, :],
+                  out=out)
     if not inputs:
         return _add_diag(J, u), None
     D = _diags(du, du, dc)
